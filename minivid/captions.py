@@ -1,0 +1,171 @@
+"""Captions for the tiny world: dense (what a model trains on), sparse (what a user types),
+and a parser that turns any such text back into the attributes it states.
+
+Where it sits: `minivid.world` calls `dense_caption` / `sparse_caption` for every sample;
+`minivid.checker` calls `parse_caption` to know what a prompt asked for, so a generated clip
+can be scored against the words alone.
+
+The talk's lesson: captions must be dense, "detailed enough that a blind person could
+reconstruct the clip", because a video model takes its prompt literally. A dense caption
+here names, for every object, its size, colour, shape, start position, motion and speed, plus
+the background; it is written with several phrasings so the text encoder must learn meaning,
+not one template. A sparse caption states only some of it ("a red circle").
+
+    python -m minivid.captions           # prints a few scenes with both captions
+"""
+import re
+
+# Each attribute value has several phrasings; the FIRST is the canonical word. The parser
+# matches every phrasing, longest first, so "top left" wins over "left".
+POSITION_WORDS = {
+    "top left": ["in the top left corner", "near the top left", "at the top left"],
+    "top": ["at the top", "near the top edge", "at the top centre"],
+    "top right": ["in the top right corner", "near the top right", "at the top right"],
+    "left": ["on the left", "at the left edge", "on the left side"],
+    "centre": ["in the centre", "in the middle", "at the center"],
+    "right": ["on the right", "at the right edge", "on the right side"],
+    "bottom left": ["in the bottom left corner", "near the bottom left", "at the bottom left"],
+    "bottom": ["at the bottom", "near the bottom edge", "at the bottom centre"],
+    "bottom right": ["in the bottom right corner", "near the bottom right",
+                     "at the bottom right"],
+}
+MOTION_WORDS = {
+    "still": ["stays still", "does not move", "stays where it is"],
+    "left": ["moves to the left", "drifts leftward", "slides left"],
+    "right": ["moves to the right", "drifts rightward", "slides right"],
+    "up": ["moves upward", "rises", "drifts up"],
+    "down": ["moves downward", "sinks", "drifts down"],
+    "up-left": ["moves diagonally up and to the left", "drifts up-left"],
+    "up-right": ["moves diagonally up and to the right", "drifts up-right"],
+    "down-left": ["moves diagonally down and to the left", "drifts down-left"],
+    "down-right": ["moves diagonally down and to the right", "drifts down-right"],
+    "bounce": ["bounces up and down", "hops like a ball", "bounces"],
+    "grow": ["grows larger", "grows", "expands"],
+    "shrink": ["shrinks", "gets smaller", "contracts"],
+}
+SPEED_WORDS = {"slow": ["slowly", "gently"], "fast": ["quickly", "fast", "rapidly"]}
+SIZE_WORDS = {"small": ["small", "little", "tiny"], "large": ["large", "big"]}
+SHAPE_WORDS = {"circle": ["circle", "disc", "ball"], "square": ["square", "box"],
+               "triangle": ["triangle"]}
+COLOUR_WORDS = {c: [c] for c in ("red", "orange", "yellow", "green", "cyan", "blue", "purple",
+                                 "white")}
+COLOUR_WORDS["grey"] = ["grey", "gray"]  # backgrounds only
+COLOUR_WORDS["navy"] = ["navy", "dark blue"]
+COLOUR_WORDS["brown"] = ["brown"]
+COLOUR_WORDS["black"] = ["black"]
+
+
+def _pick(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _object_phrase(obj, rng, still_image):
+    """'a small red circle in the top left corner that moves slowly to the right'."""
+    size, shape = _pick(rng, SIZE_WORDS[obj.size]), _pick(rng, SHAPE_WORDS[obj.shape])
+    noun = f"{size} {obj.colour} {shape}"
+    art = "an" if noun[0] in "aeiou" else "a"
+    where = _pick(rng, POSITION_WORDS[obj.position])
+    if still_image:
+        return f"{art} {noun} {where}"
+    move = _pick(rng, MOTION_WORDS[obj.motion])
+    if obj.speed:
+        speed = _pick(rng, SPEED_WORDS[obj.speed])
+        move = f"{speed} {move}" if rng.random() < 0.5 else f"{move} {speed}"
+    if rng.random() < 0.5:
+        return f"{art} {noun} that starts {where} and {move}"
+    return f"{art} {noun} {where}, which {move}"
+
+
+def dense_caption(scene, rng):
+    """Everything visible, in one of several phrasings. `rng`: a numpy Generator."""
+    still = scene.frames == 1
+    objs = [_object_phrase(o, rng, still) for o in scene.objects]
+    bg = _pick(rng, COLOUR_WORDS[scene.background])
+    things = objs[0] if len(objs) == 1 else f"{objs[0]}; and {objs[1]}"
+    kind = "A still image" if still else "A short clip"
+    style = int(rng.integers(3))
+    if style == 0:
+        text = f"{kind} on a plain {bg} background: {things}."
+    elif style == 1:
+        text = f"On a plain {bg} background there is {things}."
+    else:
+        text = f"{things[0].upper()}{things[1:]}. The background is plain {bg}."
+    return text
+
+
+def sparse_caption(scene, rng):
+    """What a user would type: colour + shape, sometimes the motion ('red circle moving right')."""
+    parts = []
+    for o in scene.objects:
+        noun = f"{o.colour} {o.shape}"
+        if scene.frames > 1 and rng.random() < 0.4:
+            noun += " " + _pick(rng, MOTION_WORDS[o.motion])
+        parts.append(noun)
+    text = " and ".join(parts)
+    return ("a " + text) if rng.random() < 0.5 else text
+
+
+# ----------------------------------------------------------------------------- parsing
+def _alternatives(table):
+    """Regex alternation of every phrasing, longest first, mapping back to the value."""
+    pairs = sorted(((p, v) for v, ps in table.items() for p in ps), key=lambda x: -len(x[0]))
+    lookup = {p: v for p, v in pairs}
+    return re.compile(r"\b(" + "|".join(re.escape(p) for p, _ in pairs) + r")\b"), lookup
+
+
+_OBJ_COLOURS = {k: v for k, v in COLOUR_WORDS.items()
+                if k not in ("grey", "navy", "brown", "black")}
+_NOUN = re.compile(r"\b(?:(" + "|".join(w for ws in SIZE_WORDS.values() for w in ws) + r")\s+)?"
+                   r"(" + "|".join(_OBJ_COLOURS) + r")\s+"
+                   r"(" + "|".join(w for ws in SHAPE_WORDS.values() for w in ws) + r")\b")
+_BG_WORDS = "|".join(w for ws in COLOUR_WORDS.values() for w in ws)
+_BG = re.compile(r"\b(?:(" + _BG_WORDS + r")\s+background|background is (?:plain )?("
+                 + _BG_WORDS + r"))\b")
+_POS, _POS_OF = _alternatives(POSITION_WORDS)
+_MOVE, _MOVE_OF = _alternatives(MOTION_WORDS)
+_SPEED, _SPEED_OF = _alternatives(SPEED_WORDS)
+_SIZE_OF = {w: v for v, ws in SIZE_WORDS.items() for w in ws}
+_SHAPE_OF = {w: v for v, ws in SHAPE_WORDS.items() for w in ws}
+_COLOUR_OF = {w: v for v, ws in COLOUR_WORDS.items() for w in ws}
+
+
+def parse_caption(text):
+    """The attributes a caption states, as {"background": str|None, "objects": [dict]}.
+
+    Each object dict holds only the keys the text mentions (colour and shape always; size,
+    position, motion, speed when stated). Words after an object's noun, up to the next
+    noun, describe that object. Text outside the tiny world's vocabulary is ignored.
+    """
+    low = " ".join(text.lower().replace("-", " - ").split()).replace(" - ", "-")
+    bg = _BG.search(low)
+    nouns = list(_NOUN.finditer(low))
+    objects = []
+    for k, m in enumerate(nouns):
+        obj = {"colour": _COLOUR_OF[m.group(2)], "shape": _SHAPE_OF[m.group(3)]}
+        if m.group(1):
+            obj["size"] = _SIZE_OF[m.group(1)]
+        end = nouns[k + 1].start() if k + 1 < len(nouns) else len(low)
+        tail = low[m.end():end]
+        if bg and m.end() <= bg.start() < end:
+            tail = low[m.end():bg.start()]  # the background phrase belongs to the scene
+        for key, rx, table in (("position", _POS, _POS_OF), ("motion", _MOVE, _MOVE_OF),
+                               ("speed", _SPEED, _SPEED_OF)):
+            found = rx.search(tail)
+            if found:
+                obj[key] = table[found.group(1)]
+        objects.append(obj)
+    return {"background": _COLOUR_OF[bg.group(1) or bg.group(2)] if bg else None,
+            "objects": objects}
+
+
+if __name__ == "__main__":
+    import numpy as np
+
+    from minivid.world import render, sample_scene  # noqa: F401  (render shows it is real)
+
+    rng = np.random.default_rng(0)
+    for frames in (16, 16, 16, 1):
+        s = sample_scene(rng, "train", frames=frames)
+        print("dense :", dense_caption(s, rng))
+        print("sparse:", sparse_caption(s, rng))
+        print("parsed:", parse_caption(dense_caption(s, rng)), "\n")

@@ -1,0 +1,274 @@
+"""The ONE checkpoint format: save atomically, load safely, fail with a clear message.
+
+Where it sits: every trainer calls `save_checkpoint` every few hundred steps (rank 0 only)
+and on exit; `sample.py`, the evaluators and `--resume` call `load_checkpoint`, then rebuild
+the model from `ckpt["config"]` alone (no flags needed). A checkpoint is a plain dict:
+
+    {"format": 1,                  # int version, written by save_checkpoint
+     "kind": "dit",                # "vae" | "dit" | "probe" (the latent cache uses "latents")
+     "config": asdict(cfg),        # rebuild with Model(Config(**ckpt["config"]))
+     "model": raw.state_dict(),    # the unwrapped, uncompiled model (no "module." prefix)
+     "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": 1200,
+     "args": vars(args),           # the command-line flags, for the record
+     "rng": rng_state(),           # python/numpy/torch RNG states, so resume is exact
+     "data": {"epoch": 3, "position": 512}, "extra": {...}}   # plain types only
+
+Three ideas make it robust:
+1. Atomic save. torch.save writes for a while; a crash, SIGKILL or a full disk in the middle
+   would leave half a file. We write to a temp file in the same folder, fsync it, then
+   `os.replace` it over the old name: a rename within one filesystem is atomic, so the path
+   always holds either the old complete checkpoint or the new complete one, never a mix.
+2. Safe load. A .pt file is a pickle, and unpickling can run any code the file asks for.
+   `torch.load(weights_only=True)` only rebuilds tensors and plain values (dict, list, str,
+   numbers) and refuses anything else. So we only ever *save* such types (checked below).
+3. Clear errors. Every failure names the file, what is wrong, and what to do.
+
+Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = 1  # bump when the layout of the dict changes, and say how to convert old files
+
+# Which script makes a checkpoint of each kind: used in "train one first" hints.
+_MADE_BY = {"vae": "python train_vae.py", "dit": "python train_dit.py"}
+
+# ----------------------------------------------------------------------------- save
+
+
+def _check_safe(obj, where: str) -> None:
+    """Raise TypeError if `obj` holds anything torch.load(weights_only=True) would refuse.
+
+    Catching it here, at save time, beats discovering it at resume time days later. Exact
+    type checks on purpose: np.float64 *is* a float subclass but pickles as a numpy object.
+    """
+    if isinstance(obj, torch.Tensor) or type(obj) in (str, int, float, bool, type(None),
+                                                      torch.dtype, torch.device, torch.Size):
+        return
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; "
+                                "checkpoint dict keys must be str or int")
+            _check_safe(value, f"{where}[{key!r}]")
+        return
+    if type(obj) in (list, tuple):
+        for i, value in enumerate(obj):
+            _check_safe(value, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(obj).__module__}.{type(obj).__name__}, which "
+        "torch.load(weights_only=True) cannot read back; store plain types instead: "
+        "float(x) / int(x) for numpy scalars, torch.from_numpy(a) for arrays, str(p) for "
+        "paths, vars(args) for an argparse Namespace, dataclasses.asdict(cfg) for configs")
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
+    """Write `ckpt` to `path` atomically (temp file in the same folder + os.replace).
+
+    Adds `ckpt["format"] = FORMAT`. Call it on rank 0 only. The folder is created if needed.
+    """
+    path = Path(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("kind"), str):
+        raise ValueError("a checkpoint is a dict with a 'kind' string ('vae', 'dit', ...)")
+    ckpt = {**ckpt, "format": FORMAT}
+    _check_safe(ckpt, "ckpt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder => same filesystem => os.replace is a true atomic rename. The pid keeps
+    # two processes that (wrongly) save at once from writing into the same temp file.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()  # python's buffer -> the OS
+            os.fsync(f.fileno())  # the OS's cache -> the disk, before the rename
+        os.replace(tmp, path)
+    except BaseException:  # includes KeyboardInterrupt: never leave the temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
+    # fsync the folder too, so the rename itself survives a power cut (POSIX only).
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """Load a checkpoint onto the CPU, safely; optionally require `ckpt["kind"] == kind`.
+
+    Raises FileNotFoundError (no such file) or ValueError (truncated/corrupt, unsafe
+    pickle, not a minivid checkpoint, unknown format, wrong kind), each naming the file
+    and the fix. Move tensors to the device after loading (model.to(device) does it).
+    """
+    path = Path(path)
+    made_by = _MADE_BY.get(kind, "the matching train_*.py script")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass the checkpoint file inside it, "
+                                f"e.g. {path / 'ckpt.pt'}")
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (runs save "
+                                f"<out>/ckpt.pt) or train one first with {made_by}")
+    try:
+        # map_location="cpu": a checkpoint saved on cuda:3 loads on a laptop.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found is None:  # the unpickler choked on garbage bytes, not on a code object
+            raise ValueError(_corrupt(path, "unreadable pickle data")) from e
+        raise ValueError(
+            f"refused to load {path}: it contains a pickled Python object "
+            f"({found.group(1)}), not only tensors and plain values, and loading it could "
+            "run arbitrary code, so torch.load(weights_only=True) blocked it. "
+            "save_checkpoint never writes such objects: this file was made some other way "
+            "or tampered with. Do not load it unless you trust its source; if you do, "
+            "re-save its tensors with minivid.checkpoint.save_checkpoint") from None
+    except Exception as e:  # truncated zip, empty file, bad bytes, ...
+        first = str(e).strip().split(". ")[0][:120] or "file ends early"
+        raise ValueError(_corrupt(path, f"{type(e).__name__}: {first}")) from e
+
+    if not isinstance(ckpt, dict) or "format" not in ckpt or "kind" not in ckpt:
+        raise ValueError(f"{path} is not a minivid checkpoint (expected a dict with 'format' "
+                         f"and 'kind' keys, got {type(ckpt).__name__}); minivid reads only "
+                         "files written by minivid.checkpoint.save_checkpoint")
+    if ckpt["format"] != FORMAT:
+        newer = isinstance(ckpt["format"], int) and ckpt["format"] > FORMAT
+        fix = ("update minivid (git pull)" if newer else
+               "retrain, or load it with the minivid version that wrote it and convert it")
+        raise ValueError(f"{path} has checkpoint format {ckpt['format']!r} but this code reads "
+                         f"format {FORMAT}; {fix}")
+    if kind is not None and ckpt["kind"] != kind:
+        raise ValueError(f"{path} is a {ckpt['kind']!r} checkpoint but a {kind!r} checkpoint "
+                         f"is needed here; pass the {kind} checkpoint instead (made by "
+                         f"{made_by}, e.g. runs/train_{kind}/ckpt.pt)")
+    return ckpt
+
+
+def _corrupt(path: Path, detail: str) -> str:
+    return (f"{path} is truncated or corrupt ({detail}); it was "
+            "probably cut off by a crash or an incomplete copy (save_checkpoint itself never "
+            "leaves half a file). Copy it again or use an earlier checkpoint")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _plain(value):
+    """Compare lists and tuples alike: a config may have gone through JSON on the way."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def check_config(saved: dict, expected: dict, what: str) -> None:
+    """Raise ValueError listing every field where `saved` and `expected` differ.
+
+    e.g. resuming a "tiny" DiT run with --preset small, or a latent cache built with a VAE
+    config other than the VAE checkpoint's. `what` names the thing ("DiT", "VAE", ...).
+    """
+    missing = object()
+    lines = []
+    for key in list(expected) + [k for k in saved if k not in expected]:
+        a, b = saved.get(key, missing), expected.get(key, missing)
+        if a is missing or b is missing or _plain(a) != _plain(b):
+            a_txt = "<missing>" if a is missing else repr(a)
+            b_txt = "<missing>" if b is missing else repr(b)
+            lines.append(f"  {key}: checkpoint has {a_txt}, expected {b_txt}")
+    if lines:
+        raise ValueError(f"{what} config in the checkpoint differs from the one requested:\n"
+                         + "\n".join(lines) + "\nrebuild the model from the checkpoint's own "
+                         "config (drop the conflicting flags) or start a fresh run in a new --out")
+
+
+def load_state_strict(model: torch.nn.Module, state_dict: dict, what: str) -> None:
+    """model.load_state_dict(state_dict, strict=True), but all-or-nothing, with clear errors.
+
+    torch's own strict load reports mismatches only after copying every tensor that did
+    fit, leaving a half-loaded model behind. We compare names and shapes first and change
+    nothing unless everything matches.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state_dict.items()
+             if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or wrong):
+        model.load_state_dict(state_dict, strict=True)
+        return
+
+    def listing(title, items):
+        more = f"\n    ... and {len(items) - 5} more" if len(items) > 5 else ""
+        return f"\n  {title} ({len(items)}):\n    " + "\n    ".join(items[:5]) + more
+
+    msg = f"{what} weights do not fit the model (nothing was loaded):"
+    if missing:
+        msg += listing("in the model but not the checkpoint", missing)
+    if unexpected:
+        msg += listing("in the checkpoint but not the model", unexpected)
+    if wrong:
+        msg += listing("different shapes", wrong)
+    if unexpected and all(k.startswith("module.") for k in unexpected):
+        msg += ("\nthe keys start with 'module.': it was saved from the DDP wrapper; "
+                "save the raw model's state_dict (see minivid.common.wrap_ddp)")
+    elif unexpected and all(k.startswith("_orig_mod.") for k in unexpected):
+        msg += ("\nthe keys start with '_orig_mod.': it was saved from a torch.compile'd "
+                "model; save the raw, uncompiled model's state_dict")
+    else:
+        msg += ("\nthe checkpoint was made with another config; rebuild the model from "
+                "ckpt['config'] instead of flags")
+    raise ValueError(msg)
+
+
+# ----------------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict:
+    """Snapshot python `random`, numpy's global RNG and torch's RNGs as weights_only types.
+
+    Restoring it with set_rng_state makes a resumed run draw the very same noise it would
+    have drawn without stopping. Each process has its own state: under DDP, gather every
+    rank's snapshot to rank 0 (torch.distributed.all_gather_object) and save the list, so
+    rank r restores ckpt["rng"][r]; restoring rank 0's state everywhere would give all ranks
+    the same noise.
+    """
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                  float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    # Only the current GPU, and only if CUDA is in use: asking for every GPU's state would
+    # create a CUDA context on each of them from every rank.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot made by rng_state()."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

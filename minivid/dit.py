@@ -1,0 +1,301 @@
+"""DiT: a diffusion transformer over VAE latents, for images (T = 1) and videos alike.
+
+Where it sits: cached latents (B, C, T, H, W) (minivid/latents.py; H, W here are the LATENT
+grid) -> noised by minivid/flow.py -> this network predicts the velocity -> flow.py samples.
+Text comes in as features from minivid/text.py, through cross-attention.
+
+The design, top to bottom (DiT https://arxiv.org/abs/2212.09748, PixArt-a
+https://arxiv.org/abs/2310.00426):
+- Patchify: each latent frame is cut into 2x2 patches (1 frame in time), one token each,
+  ordered (t, h, w). A 5x8x8 latent clip is 5 * 4 * 4 = 80 tokens.
+- Positions, factorised by axis:
+  * space is ABSOLUTE: DiT's fixed 2-D sin-cos table added to every frame's tokens. A frame
+    has edges and "top left" is an absolute statement, which a tiny model reads off directly.
+  * time is RELATIVE: rotary embedding (RoPE, https://arxiv.org/abs/2104.09864) over the
+    frame index inside self-attention, so two tokens interact according to how many frames
+    apart they are, never which frame number they sit on. For T = 1 every index is 0 and
+    RoPE is the identity, so an image is exactly a 2-D DiT; a video reuses all of it and
+    adds only the frame-offset rotation; clean conditioning frames shifted in front of the
+    clip do not change what "one frame later" means.
+- adaLN-Zero: the timestep (plus the mean-pooled caption, as in SD3) gives every block a
+  shift, scale and gate per channel; the gates start at zero so every block starts as the
+  identity and the untrained model predicts v = 0.
+- Cross-attention to the text tokens (with their padding mask) after self-attention.
+- Clean conditioning frames (for image-to-video and clip extension): `cond` (B, C, Tc, H, W)
+  is patchified with the same weights and placed BEFORE the noisy frames, frame indices
+  0..Tc-1 then Tc..Tc+T-1. They are marked by one added learned `clean` vector instead of a
+  per-token timestep: per-token adaLN would need a (B, N, 6D) modulation per block, 6x the
+  activations, while the flag costs nothing. They reach the output only through attention,
+  and only the noisy frames' tokens are decoded.
+Everything uses F.scaled_dot_product_attention; `grad_checkpoint=True` recomputes each block
+in the backward pass (less memory, ~1/3 more compute).
+
+    python -m minivid.dit           # parameter counts and FLOPs of the presets
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass
+class DiTConfig:
+    in_channels: int = 8     # C: latent channels; set it from the latent cache
+    text_dim: int = 128      # width of the text features; = TextConfig.dim
+    patch: int = 2           # spatial patch size (time patch is 1)
+    dim: int = 128           # D
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: int = 4
+    grad_checkpoint: bool = False  # activation checkpointing of each block when training
+
+
+PRESETS = {
+    "tiny": DiTConfig(dim=128, depth=4, heads=4, text_dim=128),     # 2 CPU cores, minutes
+    "small": DiTConfig(dim=384, depth=12, heads=6, text_dim=384),   # one GPU, 64x64 pixels
+    "base": DiTConfig(dim=768, depth=12, heads=12, text_dim=768),   # multi-GPU recipe
+}
+
+
+def patchify(x, p: int):
+    """(B, C, T, H, W) -> (B, T * H/p * W/p, C * p * p), tokens ordered (t, h, w)."""
+    B, C, T, H, W = x.shape
+    x = x.reshape(B, C, T, H // p, p, W // p, p)
+    x = x.permute(0, 2, 3, 5, 1, 4, 6)                    # (B, T, H/p, W/p, C, p, p)
+    return x.reshape(B, T * (H // p) * (W // p), C * p * p)
+
+
+def unpatchify(x, p: int, T: int, H: int, W: int):
+    """(B, T * H/p * W/p, C * p * p) -> (B, C, T, H, W), the inverse of patchify."""
+    B, N, _ = x.shape
+    x = x.reshape(B, T, H // p, W // p, -1, p, p)        # (B, T, H/p, W/p, C, p, p)
+    x = x.permute(0, 4, 1, 2, 5, 3, 6)                    # (B, C, T, H/p, p, W/p, p)
+    return x.reshape(B, -1, T, H, W)
+
+
+def sincos_1d(pos, dim: int):
+    """Transformer sin-cos features of positions (N,) -> (N, dim)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, device=pos.device) / (dim // 2))
+    angle = pos.float()[:, None] * omega[None]                          # (N, dim/2)
+    return torch.cat([angle.sin(), angle.cos()], dim=1)
+
+
+def sincos_2d(h: int, w: int, dim: int, device=None):
+    """Fixed 2-D position table for an h x w token grid -> (h * w, dim), half per axis."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                            indexing="ij")
+    return torch.cat([sincos_1d(ys.flatten(), dim // 2), sincos_1d(xs.flatten(), dim // 2)], 1)
+
+
+def rope_time(frame, head_dim: int):
+    """cos, sin (N, head_dim/2) of RoPE angles for each token's frame index frame (N,)."""
+    freqs = 1.0 / 10000 ** (torch.arange(0, head_dim, 2, device=frame.device) / head_dim)
+    angle = frame.float()[:, None] * freqs[None]                        # (N, hs/2)
+    return angle.cos(), angle.sin()
+
+
+def apply_rope(x, cos, sin):
+    """Rotate channel pairs (i, i + hs/2) of x (B, nh, N, hs) by the angles in cos/sin."""
+    x1, x2 = x.chunk(2, dim=-1)                                         # (B, nh, N, hs/2)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)                         # bf16 under autocast
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def modulate(x, shift, scale):
+    """adaLN: per-sample affine (B, D) applied to every token of x (B, N, D)."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class TimestepEmbedder(nn.Module):
+    """Flow time t in [0, 1] -> (B, D): sin-cos features of 1000 * t, then an MLP (DiT)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t):
+        # x1000 so the fastest sin-cos frequencies resolve small differences in t, as DDPM's
+        # integer timesteps did.
+        return self.mlp(sincos_1d(1000 * t, self.freq_dim))             # (B, D)
+
+
+class Attention(nn.Module):
+    """Multi-head attention. Self-attention (context=None, optional time RoPE) or
+    cross-attention to `context` with a key mask."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, context=None, mask=None, rope=None):
+        """x: (B, N, D); context: (B, L, D) or None (= x); mask: (B, L) bool; rope: (cos, sin)
+        -> (B, N, D)"""
+        B, N, D = x.shape
+        ctx = x if context is None else context
+        hs = D // self.heads
+        q = self.q(x).view(B, N, self.heads, hs).transpose(1, 2)        # (B, nh, N, hs)
+        k, v = self.kv(ctx).view(B, -1, 2, self.heads, hs).permute(2, 0, 3, 1, 4)  # (B, nh, L, hs)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        m = None if mask is None else mask[:, None, None, :]           # (B, 1, 1, L)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=m)       # (B, nh, N, hs)
+        return self.proj(a.transpose(1, 2).reshape(B, N, D))           # (B, N, D)
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero self-attention, cross-attention to text, adaLN-Zero MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        # LayerNorms without affine: adaLN supplies the scale and shift.
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.cross = Attention(dim, heads)
+        self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(mlp_ratio * dim, dim))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x, c, text, text_mask, rope):
+        """x: (B, N, D), c: (B, D), text: (B, L, D), text_mask: (B, L) -> (B, N, D)"""
+        shift1, scale1, gate1, shift3, scale3, gate3 = self.ada(c).chunk(6, dim=1)  # 6 x (B, D)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
+        x = x + self.cross(self.norm2(x), text, text_mask)
+        return x + gate3[:, None] * self.mlp(modulate(self.norm3(x), shift3, scale3))
+
+
+class DiT(nn.Module):
+    """Velocity network v(x_t, t, text, clean frames) over latent images and videos."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        if cfg.dim % cfg.heads or (cfg.dim // cfg.heads) % 2 or cfg.dim % 4:
+            raise ValueError(f"dim={cfg.dim} must be divisible by 4 and by heads={cfg.heads}, "
+                             "with an even head size (RoPE rotates channel pairs)")
+        self.cfg = cfg
+        D, p, C = cfg.dim, cfg.patch, cfg.in_channels
+        self.x_embed = nn.Linear(C * p * p, D)          # a stride-p conv, written as a Linear
+        self.t_embed = TimestepEmbedder(D)
+        self.text_proj = nn.Linear(cfg.text_dim, D)     # text features -> DiT width
+        self.pool_proj = nn.Linear(cfg.text_dim, D)     # pooled caption -> adaLN condition
+        self.clean = nn.Parameter(torch.zeros(D))       # added to clean conditioning tokens
+        self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio)
+                                    for _ in range(cfg.depth))
+        self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
+        self.final = nn.Linear(D, C * p * p)
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        # Every Linear: Xavier-uniform, zero bias (DiT). It keeps activations at unit variance
+        # for any width; the patch embedding is a Linear here, so it gets the same.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # Timestep MLP: N(0, 0.02) as in DiT; sin-cos inputs are already O(1).
+        for m in self.t_embed.mlp[0::2]:
+            nn.init.normal_(m.weight, std=0.02)
+        # The clean-frame flag is a small random vector, like a learned position embedding.
+        nn.init.normal_(self.clean, std=0.02)
+        # adaLN-Zero: shift, scale and gate of every block start at 0, so each residual branch
+        # is switched off and every block is the identity; training opens the gates. The
+        # cross-attention has no gate, so its output projection starts at 0 too (PixArt-a).
+        for b in self.blocks:
+            nn.init.zeros_(b.ada[1].weight), nn.init.zeros_(b.ada[1].bias)
+            nn.init.zeros_(b.cross.proj.weight), nn.init.zeros_(b.cross.proj.bias)
+        # Final layer at 0: the untrained model predicts v = 0, the mean of noise - x0 for
+        # zero-mean latents, i.e. the best constant guess.
+        for m in (self.final_ada[1], self.final):
+            nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
+
+    def forward(self, x, t, text, text_mask, cond=None):
+        """
+        x:         (B, C, T, H, W) noisy latents at time t (H, W even)
+        t:         (B,) flow time in [0, 1]: 0 = data, 1 = noise (minivid/flow.py)
+        text:      (B, L, Dt) text features from minivid.text.TextEncoder
+        text_mask: (B, L) bool, True for real tokens
+        cond:      (B, C, Tc, H, W) clean latent frames that come before x, or None
+        returns    (B, C, T, H, W) predicted velocity (noise - data) for the noisy frames
+        """
+        B, C, T, H, W = x.shape
+        p = self.cfg.patch
+        if C != self.cfg.in_channels or H % p or W % p:
+            raise ValueError(f"latents {tuple(x.shape)}: expected C = {self.cfg.in_channels} "
+                             f"and H, W divisible by patch = {p}; check the VAE/latent cache")
+        if cond is not None and (cond.shape[0] != B or cond.shape[1] != C
+                                 or cond.shape[3:] != x.shape[3:]):
+            raise ValueError(f"cond {tuple(cond.shape)} must match x {tuple(x.shape)} in "
+                             "batch, channels and H, W (only its frame count Tc may differ)")
+        if text.shape[-1] != self.cfg.text_dim or text_mask.shape != text.shape[:2]:
+            raise ValueError(f"text {tuple(text.shape)} / text_mask {tuple(text_mask.shape)}: "
+                             f"expected (B, L, {self.cfg.text_dim}) and (B, L); set "
+                             "DiTConfig.text_dim = TextConfig.dim")
+        Tc = 0 if cond is None else cond.shape[2]
+        if Tc:
+            x = torch.cat([cond, x], dim=2)                             # (B, C, Tc + T, H, W)
+        S = (H // p) * (W // p)                                         # tokens per frame
+        Nc = Tc * S                                                     # clean tokens first
+
+        h = self.x_embed(patchify(x, p))                                # (B, N, D)
+        h = h + sincos_2d(H // p, W // p, self.cfg.dim, h.device).repeat(Tc + T, 1)
+        if Tc:
+            is_clean = torch.arange(h.shape[1], device=h.device) < Nc   # (N,)
+            h = h + is_clean[:, None] * self.clean                      # (B, N, D)
+        frame = torch.arange(Tc + T, device=h.device).repeat_interleave(S)  # (N,)
+        rope = rope_time(frame, self.cfg.dim // self.cfg.heads) if Tc + T > 1 else None
+
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
+        c = self.t_embed(t) + self.pool_proj(pooled)                    # (B, D)
+        ctx = self.text_proj(text)                                      # (B, L, D)
+        for block in self.blocks:
+            if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
+                h = checkpoint(block, h, c, ctx, text_mask, rope, use_reentrant=False)
+            else:
+                h = block(h, c, ctx, text_mask, rope)
+
+        h = h[:, Nc:]                                                   # (B, T * S, D)
+        shift, scale = self.final_ada(c).chunk(2, dim=1)                # 2 x (B, D)
+        h = self.final(modulate(self.final_norm(h), shift, scale))      # (B, T * S, C * p * p)
+        return unpatchify(h, p, T, H, W)                                # (B, C, T, H, W)
+
+    def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0) -> int:
+        """Training FLOPs (forward + backward) of one sample; for MFU multiply by the batch,
+        divide by the step time and the hardware's peak FLOP/s.
+
+        A matmul of an (N, a) input with an (a, b) weight costs 2 * N * a * b; the backward
+        pass costs twice the forward (gradients of inputs and of weights), so training is
+        3 x forward, i.e. the familiar 6 * params * tokens. With N = (Tc + T) * S tokens
+        (S = H W / p^2 per frame), Nt = T * S of them decoded, D = dim, K = depth:
+          per token:      K * 14 D^2 (qkv 3, out 1, cross q 1, cross out 1, mlp 8 D^2)
+                          + p^2 C D (patch embedding);  final layer p^2 C D per Nt token
+          per text token: Dt D + K * 2 D^2 (text projection, cross k and v)
+          per sample:     adaLN K * 6 D^2 + 2 D^2, timestep MLP 256 D + D^2, pooling Dt D
+          attention:      K * 4 D (N^2 + N L)  (scores q k^T and the weighted sum a v)
+        FLOPs = 3 * 2 * (sum of the matmul terms) + 3 * attention. Elementwise ops, norms and
+        softmax are left out (the usual MFU convention); grad_checkpoint adds a forward but
+        is not counted (MFU counts model FLOPs, not hardware FLOPs)."""
+        D, K, p, C, Dt = self.cfg.dim, self.cfg.depth, self.cfg.patch, self.cfg.in_channels, \
+            self.cfg.text_dim
+        S = (H // p) * (W // p)
+        N, Nt = (Tc + T) * S, T * S
+        macs = (N * (K * 14 * D * D + p * p * C * D) + Nt * p * p * C * D
+                + L * (Dt * D + K * 2 * D * D)
+                + K * 6 * D * D + 2 * D * D + 256 * D + D * D + Dt * D)
+        attention = K * 4 * D * (N * N + N * L)
+        return 3 * (2 * macs + attention)
+
+
+if __name__ == "__main__":
+    for name, cfg in PRESETS.items():
+        m = DiT(cfg)
+        n = sum(p.numel() for p in m.parameters())
+        print(f"{name:6} {n / 1e6:7.2f}M params  {m.flops(5, 8, 8, 40) / 1e9:8.3f} GFLOP "
+              "per training sample of 5x8x8 latents and 40 text tokens")

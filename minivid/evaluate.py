@@ -1,0 +1,95 @@
+"""The evaluation commands: every figure in the README comes from one of these.
+
+Where it sits: the end of every stage. Each command prints a readable table and, last, one
+JSON line with its figures (easy to grep, diff and plot).
+
+    python -m minivid.evaluate data                      # is the yardstick itself right?
+    python -m minivid.evaluate vae --ckpt runs/vae_t4/ckpt.pt
+
+`data` checks the yardsticks on real tiny-world clips before they judge anything generated:
+the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
+another clip's (must be low); the Fréchet distance (tiny FVD, see `minivid/fd.py`) of val
+against train (the real-vs-real floor), against val with shuffled frames and against noise.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def print_table(title, rows):
+    """rows: list of (name, value) pairs; floats get 4 significant digits."""
+    width = max(len(str(k)) for k, _ in rows)
+    print(f"\n{title}\n" + "-" * (width + 16))
+    for k, v in rows:
+        v = f"{v:.4g}" if isinstance(v, float) else v
+        print(f"{str(k):<{width}}  {v}")
+    print("-" * (width + 16))
+
+
+def _need(path, fix):
+    if not os.path.exists(path):
+        sys.exit(f"error: {path} not found. {fix}")
+
+
+def eval_data(args):
+    """Adherence of real and caption-swapped val clips; FD floor and contrasts."""
+    from minivid import checker, fd
+
+    val_m = os.path.join(args.data, "val", "clips.jsonl")
+    _need(val_m, f"Make the tiny data first: python -m minivid.world --out {args.data}")
+    val, val_specs = fd.load_clips(val_m)
+    caps = [json.loads(line)["caption"] for line in open(val_m)]
+    n = len(val)
+    real = [checker.adherence(val[i], caps[i]) for i in range(n)]
+    swapped = [checker.adherence(val[i], caps[(i + n // 2) % n]) for i in range(n)]
+
+    train, train_specs = fd.load_clips(os.path.join(args.data, "train", "clips.jsonl"))
+    probe = fd.load_or_train_probe(args.data, train, train_specs, steps=args.probe_steps)
+    acc = fd.accuracy(probe, val, val_specs)
+    rng = np.random.default_rng(0)
+    f_val = fd.features(probe, val)
+    f_train = fd.features(probe, train)  # all of train: less estimator bias than 512
+    shuffled = np.stack([v[rng.permutation(len(v))] for v in val])  # same frames, wrong order
+    noise = rng.integers(0, 256, val.shape, dtype=np.uint8)
+    fig = {
+        "adherence_real_val": float(np.mean(real)),
+        "adherence_swapped_captions": float(np.mean(swapped)),
+        "fd_val_vs_train": fd.frechet(f_val, f_train),
+        "fd_val_vs_shuffled_frames": fd.frechet(f_val, fd.features(probe, shuffled)),
+        "fd_val_vs_noise": fd.frechet(f_val, fd.features(probe, noise)),
+        "probe_val_accuracy_mean": float(np.mean(list(acc.values()))),
+        "val_clips": n,
+    }
+    print_table(f"yardstick on {args.data} (val clips: {n})", list(fig.items()))
+    print_table("probe accuracy per head (val)", list(acc.items()))
+    return fig
+
+
+def eval_vae(args):
+    from minivid.vae_bench import vae_report
+
+    _need(args.ckpt, "Train one first: python train_vae.py --preset tiny-t4")
+    return vae_report(args.ckpt, args.data, device=args.device)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="minivid evaluations: each prints a table, then "
+                                "one JSON line of figures.")
+    sub = p.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("data", help="check the yardsticks (checker, tiny FVD) on real data")
+    d.add_argument("--data", default="tiny_data", help="tiny-world folder (default tiny_data)")
+    d.add_argument("--probe-steps", type=int, default=500, help="FD probe training steps")
+    v = sub.add_parser("vae", help="compression, PSNR/SSIM, speed and latency of a VAE")
+    v.add_argument("--ckpt", required=True, help="VAE checkpoint (train_vae.py output)")
+    v.add_argument("--data", default="tiny_data")
+    v.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    fig = {"data": eval_data, "vae": eval_vae}[args.what](args)
+    print(json.dumps({"eval": args.what, **fig}))
+
+
+if __name__ == "__main__":
+    main()

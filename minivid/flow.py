@@ -1,0 +1,99 @@
+"""Rectified flow (flow matching): the training loss and the samplers, apart from the network.
+
+Time convention, used everywhere in minivid:
+
+    x_t = (1 - t) * x0 + t * noise      t = 0 is data, t = 1 is pure Gaussian noise
+    v   = dx_t/dt = noise - x0          the network learns v(x_t, t) = E[noise - x0 | x_t]
+    sampling integrates dx/dt = v from t = 1 (noise) down to t = 0 (data)
+
+The path is a straight line between a data point and a noise draw (rectified flow,
+https://arxiv.org/abs/2209.03003; flow matching, https://arxiv.org/abs/2210.02747). The
+network is any callable `model(x, t, **cond) -> v` with t of shape (B,); `cond` holds what
+the network needs besides x and t (for the DiT: text, text_mask and optional clean frames
+`cond`, which pass through untouched: they are never noised and never in the loss).
+
+    loss = flow.loss(dit, x0, text=feats, text_mask=mask)                  # one training step
+    x0 = flow.sample(dit, torch.randn(shape), dict(text=..., text_mask=...),
+                     uncond=dict(text=null, text_mask=null_mask), cfg_scale=4.0, steps=30)
+
+This file is all the algorithm there is; the tests (tests/test_09_flow.py) check it against
+the exact velocity field of a Gaussian mixture.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def _bcast(t, x):
+    """Time (B,) -> (B, 1, ..., 1) to broadcast against x (B, ...)."""
+    return t.view(-1, *[1] * (x.dim() - 1))
+
+
+def interpolate(x0, noise, t):
+    """The point x_t on the straight path from data x0 (t = 0) to noise (t = 1)."""
+    t = _bcast(t, x0)
+    return (1 - t) * x0 + t * noise
+
+
+def sample_t(batch: int, device=None, mean: float = 0.0, std: float = 1.0):
+    """Training times from the logit-normal distribution, t = sigmoid(N(mean, std)) (SD3,
+    https://arxiv.org/abs/2403.03206). Near t = 1 the best prediction is just the data mean
+    and near t = 0 the input nearly is the answer; the middle times are where the network
+    must decide what the sample will be, so that is where the training signal goes."""
+    return torch.sigmoid(mean + std * torch.randn(batch, device=device))
+
+
+def loss(model, x0, noise=None, t=None, **cond):
+    """Flow-matching loss: mean squared error between model(x_t, t) and noise - x0.
+
+    x0: (B, ...) clean data (the DiT: latents (B, C, T, H, W)); noise and t (B,) default to
+    fresh draws (pass them for reproducible or distillation targets); cond goes to the model."""
+    noise = torch.randn_like(x0) if noise is None else noise
+    t = sample_t(x0.shape[0], x0.device) if t is None else t
+    v = model(interpolate(x0, noise, t), t, **cond)
+    return F.mse_loss(v.float(), (noise - x0).float())
+
+
+def timesteps(steps: int, shift: float = 1.0, device=None):
+    """steps + 1 times from 1 down to 0. shift > 1 spends more steps at high noise:
+    t -> shift * t / (1 + (shift - 1) * t) (SD3). With more tokens (bigger frames, more
+    frames), the same noise level hides less, because many tokens average the noise out, so
+    the coarse layout is decided closer to t = 1 and needs the finer steps there."""
+    t = torch.linspace(1, 0, steps + 1, device=device)
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0):
+    """v at (x, t) with classifier-free guidance (https://arxiv.org/abs/2207.12598):
+    v_uncond + s * (v_cond - v_uncond), conditional and unconditional in ONE batched forward.
+    s = 1 is the conditional prediction, s = 0 the unconditional one. `uncond` has the same
+    keys and shapes as `cond` (e.g. the null caption padded to the same L); entries that are
+    None (no clean frames) stay None. uncond=None skips guidance and the second half."""
+    t = t.expand(x.shape[0]) if t.dim() == 0 else t
+    if uncond is None:
+        return model(x, t, **cond)
+    both = {k: None if v is None else torch.cat([v, uncond[k]]) for k, v in cond.items()}
+    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), **both).chunk(2)
+    return v_uncond + cfg_scale * (v_cond - v_uncond)
+
+
+@torch.no_grad()
+def sample(model, noise, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
+           steps: int = 30, sampler: str = "euler", shift: float = 1.0):
+    """Integrate dx/dt = v from t = 1 (x = noise) to t = 0 and return the data sample.
+
+    noise: (B, ...) standard Gaussian, the start point (the DiT: (B, C, T, H, W)).
+    euler: x <- x + (t_next - t) * v(x, t); one network call per step.
+    heun:  an Euler step, then the average of the slopes at both ends (second order:
+           error ~ 1/steps^2 instead of 1/steps); two network calls per step."""
+    if sampler not in ("euler", "heun"):
+        raise ValueError(f"sampler={sampler!r}: choose 'euler' or 'heun'")
+    ts = timesteps(steps, shift, noise.device)
+    x = noise
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        v = velocity(model, x, t, cond, uncond, cfg_scale)
+        x_next = x + (t_next - t) * v
+        if sampler == "heun":
+            v_next = velocity(model, x_next, t_next, cond, uncond, cfg_scale)
+            x_next = x + (t_next - t) * (v + v_next) / 2
+        x = x_next
+    return x

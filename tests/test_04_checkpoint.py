@@ -1,0 +1,415 @@
+"""04: the infrastructure every trainer relies on: checkpoints, RNG, EMA, guards, sharding.
+
+Concepts, in the order the tests walk through them:
+1. Atomic save. `save_checkpoint` writes a temp file, fsyncs it and renames it over the old
+   one, so a crash mid-save (an exception, or a SIGKILL that runs no cleanup at all) leaves
+   the previous checkpoint intact.
+2. Safe, clear loading. `load_checkpoint` uses torch.load(weights_only=True): a truncated
+   file, a wrong kind ("vae" where a "dit" is needed), an unknown format and a pickle that
+   tries to run code all fail with a message naming the file and the fix, and the
+   malicious pickle never gets to run.
+3. Exact resume. RNG states of python/numpy/torch survive a save/load, so the resumed run
+   draws the same numbers; configs and weights are compared field by field / all-or-nothing.
+4. Training helpers: EMA arithmetic, the loss log and its plot, the non-finite guard (skip,
+   then stop), the SIGTERM stop flag, the warmup + cosine lr.
+5. Data parallelism: every rank shuffles identically and takes a disjoint shard; the batch
+   must divide by the world size; and two real gloo processes agree on all_reduce_mean, DDP
+   gradients and the stop flag.
+
+Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+"""
+
+import io
+import json
+import multiprocessing
+import os
+import pickle
+import random
+import shlex
+import signal
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from minivid import checkpoint, common
+from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict, rng_state,
+                                save_checkpoint, set_rng_state)
+from minivid.common import Dist
+from minivid.training import EMA, LossLog, NonFiniteGuard, StopFlag, lr_at
+
+torch.set_num_threads(1)
+
+
+def tiny_ckpt(value: float, kind: str = "dit") -> dict:
+    return {"kind": kind, "config": {"dim": 4}, "model": {"w": torch.full((4,), value)},
+            "step": int(value)}
+
+
+def half_then(action):
+    """A fake torch.save that writes half of the real bytes, then calls `action()`."""
+    real_save = torch.save
+
+    def fake_save(obj, f):
+        buf = io.BytesIO()
+        real_save(obj, buf)
+        data = buf.getvalue()
+        f.write(data[: len(data) // 2])
+        f.flush()
+        action()
+
+    return fake_save
+
+
+# ----------------------------------------------------------------------------- 1. atomic save
+
+
+def test_01_crash_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, tiny_ckpt(1.0))
+
+    def boom():
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(checkpoint.torch, "save", half_then(boom))
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, tiny_ckpt(2.0))
+    monkeypatch.undo()
+
+    assert load_checkpoint(path)["step"] == 1  # the old checkpoint, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # temp file cleaned up
+
+
+def _die_mid_save(path):
+    checkpoint.torch.save = half_then(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    save_checkpoint(path, tiny_ckpt(2.0))
+
+
+def test_02_sigkill_mid_save_keeps_previous_checkpoint(tmp_path):
+    # SIGKILL runs no except/finally at all: the honest model of a pre-empted job.
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, tiny_ckpt(1.0))
+    proc = multiprocessing.get_context("fork").Process(target=_die_mid_save, args=(path,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
+
+    assert load_checkpoint(path)["step"] == 1
+    # The half-written temp file is left behind (nothing could clean it), but it never
+    # replaced ckpt.pt; loading it directly gives the "truncated" error.
+    (leftover,) = [p for p in tmp_path.iterdir() if p.name != "ckpt.pt"]
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_checkpoint(leftover)
+
+
+def test_03_full_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    model(torch.randn(5, 3)).pow(2).mean().backward()
+    opt.step()
+    ema, log = EMA(model), LossLog()
+    log.append(0, loss=torch.tensor(0.5))
+    ckpt = {"kind": "dit", "config": {"dim": 3}, "model": model.state_dict(),
+            "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": 1,
+            "args": {"lr": 1e-3, "out": "runs/x"}, "rng": rng_state(),
+            "data": {"epoch": 0, "position": 5}, "extra": {"loss_log": log.state_dict()}}
+    save_checkpoint(tmp_path / "ckpt.pt", ckpt)
+    back = load_checkpoint(tmp_path / "ckpt.pt", kind="dit")
+
+    assert back["format"] == checkpoint.FORMAT
+    assert torch.equal(back["model"]["weight"], model.weight)
+    opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt2.load_state_dict(back["optimizer"])
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.95)
+    assert back["extra"]["loss_log"] == log.state_dict()
+
+
+def test_04_save_refuses_types_that_would_not_load_back(tmp_path):
+    for bad, name in [(Path("runs"), "PosixPath"), (np.float64(1.0), "float64"),
+                      (np.zeros(2), "ndarray")]:
+        with pytest.raises(TypeError, match=rf"ckpt\['extra'\]\['x'\] is a .*{name}"):
+            save_checkpoint(tmp_path / "ckpt.pt", {"kind": "dit", "extra": {"x": bad}})
+    assert not (tmp_path / "ckpt.pt").exists()
+
+
+# ----------------------------------------------------------------------------- 2. clear errors
+
+
+def test_05_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt does not exist.*train_dit\.py"):
+        load_checkpoint(tmp_path / "nope.pt", kind="dit")
+    with pytest.raises(IsADirectoryError, match="pass the checkpoint file inside"):
+        load_checkpoint(tmp_path)
+
+
+def test_06_truncated_or_corrupt_file(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, tiny_ckpt(1.0))
+    data = path.read_bytes()
+    for broken in (data[: len(data) // 2], b"", os.urandom(300)):
+        path.write_bytes(broken)
+        with pytest.raises(ValueError, match=r"ckpt\.pt is truncated or corrupt"):
+            load_checkpoint(path)
+
+
+class Exploit:
+    """Unpickling this runs a shell command: that is all a pickle needs to own a machine."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+def test_07_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "ckpt.pt"
+    torch.save({"format": 1, "kind": "dit", "model": Exploit(marker)}, path)
+
+    with pytest.raises(ValueError, match=r"refused to load .*system.*run arbitrary code"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+    # The threat is real: a plain unpickler runs the command (here, harmlessly, `touch`).
+    pickle.loads(pickle.dumps(Exploit(marker)))
+    assert marker.exists()
+
+
+def test_08_wrong_kind_unknown_format_not_a_checkpoint(tmp_path):
+    path = tmp_path / "vae.pt"
+    save_checkpoint(path, tiny_ckpt(1.0, kind="vae"))
+    with pytest.raises(ValueError, match=r"is a 'vae' checkpoint but a 'dit' checkpoint"):
+        load_checkpoint(path, kind="dit")
+    assert load_checkpoint(path, kind="vae")["kind"] == "vae"
+
+    torch.save({"format": 99, "kind": "dit"}, path)
+    with pytest.raises(ValueError, match="format 99 .* reads format 1; update minivid"):
+        load_checkpoint(path)
+
+    torch.save(torch.nn.Linear(2, 2).state_dict(), path)  # a bare state_dict
+    with pytest.raises(ValueError, match="not a minivid checkpoint"):
+        load_checkpoint(path)
+
+
+def test_09_check_config_names_each_differing_field():
+    saved = {"dim": 64, "depth": 4, "patch": (1, 2, 2), "old": 1}
+    expected = {"dim": 128, "depth": 4, "patch": [1, 2, 2], "heads": 4}
+    with pytest.raises(ValueError) as err:
+        check_config(saved, expected, "DiT")
+    msg = str(err.value)
+    assert msg.startswith("DiT config")
+    assert "dim: checkpoint has 64, expected 128" in msg
+    assert "heads: checkpoint has <missing>, expected 4" in msg
+    assert "old: checkpoint has 1, expected <missing>" in msg
+    assert "depth" not in msg and "patch" not in msg  # equal (tuple vs list counts as equal)
+    check_config(expected, dict(expected), "DiT")  # identical: no error
+
+
+def test_10_load_state_strict_is_all_or_nothing():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    other = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    with pytest.raises(ValueError, match=r"(?s)nothing was loaded.*different shapes.*1\.weight"):
+        load_state_strict(model, other.state_dict(), "DiT")
+    # Layer 0 would have fit, yet it was not touched: no half-loaded model.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+    wrapped = {"module." + k: v for k, v in before.items()}
+    with pytest.raises(ValueError, match="saved from the DDP wrapper"):
+        load_state_strict(model, wrapped, "DiT")
+
+    load_state_strict(model, other.state_dict() | {"1.weight": before["1.weight"] * 0,
+                                                   "1.bias": before["1.bias"]}, "DiT")
+    assert model[1].weight.abs().sum() == 0
+
+
+# ----------------------------------------------------------------------------- 3. exact resume
+
+
+def draw():
+    return random.random(), np.random.rand(3).tolist(), torch.randn(3).tolist()
+
+
+def test_11_rng_state_round_trip_through_a_checkpoint(tmp_path):
+    common.seed_all(123)
+    draw()
+    save_checkpoint(tmp_path / "ckpt.pt", {"kind": "dit", "rng": rng_state()})
+    expected = draw()  # what the run would have drawn next without stopping
+
+    common.seed_all(999)  # a "new process" with other state
+    set_rng_state(load_checkpoint(tmp_path / "ckpt.pt")["rng"])
+    assert draw() == expected
+
+
+# ----------------------------------------------------------------------------- 4. training helpers
+
+
+def test_12_ema_math():
+    model = torch.nn.Linear(2, 1, bias=False)
+    model.register_buffer("count", torch.tensor(0))  # integer buffers are copied, not averaged
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, decay=0.9)
+
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    model.count += 7
+    ema.update(model)  # 0.9 * 0 + 0.1 * 1
+    assert torch.allclose(ema.shadow["weight"], torch.full((1, 2), 0.1))
+    ema.update(model)  # 0.9 * 0.1 + 0.1 * 1
+    assert torch.allclose(ema.shadow["weight"], torch.full((1, 2), 0.19))
+    assert ema.shadow["count"] == 7
+
+    fresh = EMA(model, decay=0.5)
+    fresh.load_state_dict(ema.state_dict())
+    assert fresh.decay == 0.9 and torch.equal(fresh.shadow["weight"], ema.shadow["weight"])
+    ema.copy_to(model)
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.19))
+
+
+def test_13_loss_log_plots_and_survives_resume(tmp_path):
+    log = LossLog()
+    for step in range(50):
+        log.append(step, loss=1.0 / (step + 1) + 0.01 * random.random())
+        if step % 10 == 0:
+            log.append(step, val=1.0 / (step + 1))
+    log.append(50, loss=float("nan"))  # a skipped step must not break the plot
+    log.plot(tmp_path / "loss.png")
+    with Image.open(tmp_path / "loss.png") as png:
+        assert png.size == (700, 400)
+
+    save_checkpoint(tmp_path / "ckpt.pt", {"kind": "dit", "extra": {"log": log.state_dict()}})
+    resumed = LossLog()
+    resumed.load_state_dict(load_checkpoint(tmp_path / "ckpt.pt")["extra"]["log"])
+    assert resumed.series["val"]["step"] == [0, 10, 20, 30, 40]
+    assert len(resumed.series["loss"]["value"]) == 51
+
+
+def test_14_non_finite_guard_skips_then_stops():
+    guard = NonFiniteGuard(max_in_a_row=3)
+    assert guard.check(torch.tensor(0.5), step=0)
+    with pytest.warns(RuntimeWarning, match="step 1: loss is nan, skipping"):
+        assert not guard.check(float("nan"), step=1)
+    assert guard.check(0.4, step=2)  # a good step resets the count
+    with pytest.warns(RuntimeWarning, match="step 3"):
+        assert not guard.check(float("inf"), step=3)
+    with pytest.warns(RuntimeWarning, match="step 4"):
+        assert not guard.check(float("nan"), step=4)
+    with pytest.raises(RuntimeError, match=r"3 steps in a row, last at step 5.*lower learning"):
+        guard.check(float("nan"), step=5)
+    assert guard.skipped == 4  # steps 1, 3, 4, 5
+
+
+def test_15_stop_flag_turns_sigterm_into_a_clean_exit():
+    old = signal.getsignal(signal.SIGTERM)
+    with StopFlag() as stop:
+        assert not stop.should_stop()
+        os.kill(os.getpid(), signal.SIGTERM)  # what a cluster sends before killing a job
+        assert stop.should_stop() and stop.signal == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is old  # handlers restored
+
+
+def test_16_lr_warmup_then_cosine():
+    base = 1e-3
+    assert lr_at(0, warmup=10, total=110, base=base) == pytest.approx(base / 10)
+    assert lr_at(9, 10, 110, base) == pytest.approx(base)  # warmup reaches the peak
+    assert lr_at(10, 10, 110, base) == pytest.approx(base)  # cosine starts at the peak
+    assert lr_at(60, 10, 110, base) == pytest.approx(base * 0.55)  # halfway: mean of 1, 0.1
+    assert lr_at(110, 10, 110, base) == pytest.approx(base * 0.1)
+    assert lr_at(500, 10, 110, base) == pytest.approx(base * 0.1)  # resumed past the end
+    lrs = [lr_at(s, 10, 110, base) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # monotone decay
+
+
+def test_17_device_seed_and_matmul_peak():
+    assert common.pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert common.pick_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="--device cpu"):
+            common.pick_device("cuda")
+    with common.autocast("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # CPU: no-op
+    common.seed_all(7)
+    a = draw()
+    common.seed_all(7)
+    assert draw() == a
+    assert common.measure_matmul_peak("cpu", n=64, iters=2) > 1e6  # FLOP/s
+
+
+# ----------------------------------------------------------------------------- 5. data parallel
+
+
+def test_18_shard_indices_cover_each_index_once_and_reshuffle():
+    n, ws = 12, 3
+    shards = [common.shard_indices(n, Dist(rank=r, world_size=ws), epoch=0, seed=1)
+              for r in range(ws)]
+    assert all(len(s) == n // ws for s in shards)
+    assert sorted(sum(shards, [])) == list(range(n))  # disjoint and complete
+    # Same call, same answer: ranks agree without talking to each other.
+    assert shards[1] == common.shard_indices(n, Dist(rank=1, world_size=ws), epoch=0, seed=1)
+    assert shards[0] != common.shard_indices(n, Dist(rank=0, world_size=ws), epoch=1, seed=1)
+
+    # 13 items over 3 ranks: equal shards of 4, one item sits this epoch out.
+    shards = [common.shard_indices(13, Dist(rank=r, world_size=3), 0, 1) for r in range(3)]
+    assert [len(s) for s in shards] == [4, 4, 4] and len(set(sum(shards, []))) == 12
+    assert common.shard_indices(6, Dist(rank=1, world_size=2), 0, 0, shuffle=False) == [1, 3, 5]
+
+
+def test_19_check_batch():
+    assert common.check_batch(12, Dist(world_size=4)) == 3
+    with pytest.raises(ValueError, match=r"global batch 10 .* world size 4; .* multiple of 4"):
+        common.check_batch(10, Dist(world_size=4))
+
+
+def _dist_worker(rank, world_size, port, out_dir):
+    # Exactly what torchrun would put in each process's environment.
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist = common.dist_setup("cpu")
+    try:
+        t = torch.tensor([2.0 * rank, 1.0])
+        mean_t = common.all_reduce_mean(t, dist)
+        torch.manual_seed(rank)  # different init per rank: DDP must broadcast rank 0's
+        model = torch.nn.Linear(3, 1, bias=False)
+        ddp = common.wrap_ddp(model, dist)
+        ddp(torch.full((1, 3), float(rank + 1))).sum().backward()  # local grad = x
+        stop = StopFlag()
+        if rank == 1:
+            stop.signal = "SIGTERM"  # only rank 1 was told to stop ...
+        result = {
+            "dist": [dist.rank, dist.local_rank, dist.world_size, dist.is_main],
+            "mean_float": common.all_reduce_mean(float(rank + 1), dist),
+            "mean_tensor": mean_t.tolist(), "input_untouched": t.tolist(),
+            "wrapped": type(ddp).__name__, "weight": model.weight.tolist(),
+            "grad": model.weight.grad.tolist(),
+            "stop": stop.should_stop(dist),  # ... yet every rank agrees to stop
+        }
+        stop.close()
+        (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        common.dist_cleanup()
+
+
+def test_20_two_gloo_processes_agree(tmp_path):
+    with socket.socket() as s:  # ask the OS for a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_dist_worker, args=(2, port, str(tmp_path)), nprocs=2)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+
+    assert r0["dist"] == [0, 0, 2, True] and r1["dist"] == [1, 1, 2, False]
+    assert r0["mean_float"] == r1["mean_float"] == 1.5  # (1 + 2) / 2
+    assert r0["mean_tensor"] == r1["mean_tensor"] == [1.0, 1.0]
+    assert r1["input_untouched"] == [2.0, 1.0]
+    assert r0["wrapped"] == "DistributedDataParallel"
+    assert r0["weight"] == r1["weight"]  # broadcast from rank 0 at wrap time
+    assert r0["grad"] == r1["grad"] == [[1.5, 1.5, 1.5]]  # gradients averaged over ranks
+    assert r0["stop"] and r1["stop"]
