@@ -5,6 +5,7 @@ JSON line with its figures (easy to grep, diff and plot).
 
     python -m minivid.evaluate data                      # is the yardstick itself right?
     python -m minivid.evaluate vae --ckpt runs/vae_t4/ckpt.pt
+    python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -69,10 +70,24 @@ def eval_data(args):
 
 
 def eval_vae(args):
-    from minivid.vae_bench import vae_report
+    """Compression, PSNR/SSIM, speed and streaming latency of a VAE (minivid/vae_bench.py)."""
+    from minivid.vae_bench import evaluate_vae
 
     _need(args.ckpt, "Train one first: python train_vae.py --preset tiny-t4")
-    return vae_report(args.ckpt, args.data, device=args.device)
+    fig = evaluate_vae(args.ckpt, args.data, device=args.device)
+    print_table(f"VAE {args.ckpt} on {args.data}/val", list(fig.items()))
+    return fig
+
+
+def eval_dit(args):
+    from minivid.dit_bench import dit_report
+
+    _need(args.ckpt, "Train one first: python train_dit.py --stage image ... (see its docstring)")
+    fig = dit_report(args.ckpt, args.data, steps_list=args.steps, n=args.n, cfg=args.cfg,
+                     seed=args.seed, sampler=args.sampler, device=args.device, vae=args.vae)
+    print_table(f"DiT {args.ckpt} ({args.n} prompts per set, cfg {args.cfg}, {args.sampler})",
+                list(fig.items()))
+    return fig
 
 
 def main(argv=None):
@@ -86,8 +101,19 @@ def main(argv=None):
     v.add_argument("--ckpt", required=True, help="VAE checkpoint (train_vae.py output)")
     v.add_argument("--data", default="tiny_data")
     v.add_argument("--device", default="cpu")
+    t = sub.add_parser("dit", help="adherence, FD vs floor, speed and MFU of a text-to-video DiT")
+    t.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
+    t.add_argument("--data", default="tiny_data")
+    t.add_argument("--vae", default=None, help="VAE checkpoint (default: the one recorded)")
+    t.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 100],
+                   help="sampler step counts to score")
+    t.add_argument("--n", type=int, default=128, help="prompts per set (val, test)")
+    t.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale")
+    t.add_argument("--sampler", default="euler", choices=["euler", "heun"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
-    fig = {"data": eval_data, "vae": eval_vae}[args.what](args)
+    fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

@@ -102,7 +102,7 @@ def train_probe(clips, specs, steps=500, batch=32, lr=2e-3, seed=0):
         f = probe.features(x)
         loss = sum(F.cross_entropy(head(f[:batch]), y[k][idx]) for k, head in probe.heads.items())
         order = torch.cat([torch.zeros(batch), torch.ones(len(mixed))]).long()
-        loss = loss + F.cross_entropy(probe.order(f), order)
+        loss = loss + 5 * F.cross_entropy(probe.order(f), order)  # weighted: one head vs 33
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -73,7 +73,7 @@ def test_4_frechet_math():
 @pytest.mark.slow
 def test_5_tiny_fvd_separates(tiny):
     _, train, train_specs, val, _, _ = tiny
-    probe = fd.train_probe(train, train_specs, steps=200)
+    probe = fd.train_probe(train, train_specs, steps=300)
     rng = np.random.default_rng(0)
     f_val, f_train = fd.features(probe, val), fd.features(probe, train)
     shuffled = np.stack([v[rng.permutation(len(v))] for v in val])

@@ -1,0 +1,186 @@
+"""How good is a trained DiT? Adherence, Fréchet distance and speed, at several step counts.
+
+Where it sits: after train_dit.py; `python -m minivid.evaluate dit --ckpt ...` prints
+`dit_report` as a table plus one JSON line. For each sampler step count it generates videos
+for two prompt sets, the dense captions of
+  - val:  tiny_data/val/clips.jsonl, the same kinds of scenes as training;
+  - test: tiny_data/test/clips.jsonl, every scene holds a colour+shape pair that training
+          NEVER showed (compositional generalisation: "green circle" from "green square" and
+          "red circle"),
+and reports
+  - adherence: minivid.checker reads the pixels and counts the stated attributes that hold,
+    next to its ceiling: the adherence of the VAE's own reconstructions of the real val media
+    (the DiT only makes latents; the VAE decoder draws every pixel);
+  - Fréchet distance of the val videos to the real val clips in the tiny-FVD probe's feature
+    space (minivid/fd.py), next to the floor: real train clips vs the same real val clips,
+    with the same number of clips (the estimate is biased by sample size, so only equal
+    sizes compare), and next to the VAE's share: its reconstructions of those train clips;
+  - training throughput (DiT tokens/s) and MFU of a few timed training steps of the
+    checkpoint's config, measured on this machine in the same run.
+An image checkpoint (stage image) is scored on the images.jsonl prompts with frames = 1
+(no FD: the probe is a video model).
+
+    python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt            # CPU, minutes
+    python -m minivid.dit_bench compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt \\
+        --out runs/image_first.png          # does the image stage pay off? (step ratio)
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from minivid import checker, flow
+from minivid.common import measure_matmul_peak
+from minivid.data import to_float, to_uint8
+from minivid.sampling import Pipeline, build_model
+from minivid.vae import pad_frames
+
+
+def _captions(manifest, n):
+    with open(manifest) as f:
+        return [json.loads(line)["caption"] for line in f][:n]
+
+
+def train_speed(ckpt: dict, captions: list[str], device="cpu", steps: int = 8,
+                batch_size: int | None = None) -> dict:
+    """Time `steps` training steps of the checkpoint's config on random latents -> tokens/s,
+    achieved FLOP/s and MFU against measure_matmul_peak measured now, on this machine."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = build_model(ckpt["config"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    C, (h, w) = model["dit"].cfg.in_channels, ckpt["extra"]["latent_hw"]
+    T = ckpt["extra"]["latent_frames"]
+    B = batch_size or ckpt["args"]["batch_size"]
+    ids, mask = model["text"].tokenizer((captions * B)[:B])           # (B, L)
+    ids, mask, L = ids.to(device), mask.to(device), ids.shape[1]
+    x0 = torch.randn(B, C, T, h, w, device=device)
+    flops = B * (model["dit"].flops(T, h, w, L) + model["text"].flops(L))
+    times = []
+    for i in range(steps + 2):  # the first two warm up (allocation, kernel choice)
+        t0 = time.perf_counter()
+        loss = flow.loss(model["dit"], x0, text=model["text"](ids, mask), text_mask=mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    step_s = float(np.median(times[2:]))
+    peak = measure_matmul_peak(device)
+    S = T * (h // model["dit"].cfg.patch) * (w // model["dit"].cfg.patch)
+    return {"train_tokens_per_s": B * S / step_s, "train_gflops": flops / step_s / 1e9,
+            "peak_gflops": peak / 1e9, "mfu": flops / step_s / peak, "train_batch": B,
+            "train_step_s": step_s}
+
+
+@torch.no_grad()
+def decode_real(pipe, u8, batch_size=64):
+    """uint8 (N, T, H, W, 3) -> the VAE's reconstruction, uint8 of the same shape."""
+    out = []
+    for i in range(0, len(u8), batch_size):
+        x, T = pad_frames(to_float(u8[i:i + batch_size]).to(pipe.device), pipe.vae.cfg.tf)
+        out.append(to_uint8(pipe.vae.decode(pipe.vae.encode(x)[0])[:, :, :T]))
+    return np.concatenate(out)
+
+
+def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100), n=128,
+               cfg=4.0, seed=0, sampler="euler", device="cpu", vae=None) -> dict:
+    """Adherence (val, test) and FD vs floor at each step count, plus training speed/MFU."""
+    from minivid import fd
+
+    pipe = Pipeline(ckpt, vae, device)
+    frames = pipe.ckpt["extra"]["frames"]
+    kind = "clips" if frames > 1 else "images"
+    prompts = {s: _captions(os.path.join(data_dir, s, f"{kind}.jsonl"), n) for s in ("val", "test")}
+    out = {"ckpt": str(ckpt), "frames": frames, "cfg": cfg, "sampler": sampler, "n": n}
+    real, _ = fd.load_clips(os.path.join(data_dir, "val", f"{kind}.jsonl"), frames=frames)
+    if kind == "clips":
+        train, specs = fd.load_clips(os.path.join(data_dir, "train", "clips.jsonl"))
+        probe = fd.load_or_train_probe(data_dir, train, specs)
+        f_val = fd.features(probe, real)
+        # Same number of clips as generated: the FD estimate's bias depends on it.
+        out["fd_floor_train_vs_val"] = fd.frechet(fd.features(probe, train[:n]), f_val)
+        # ... and what the VAE alone costs: its reconstructions of those train clips.
+        out["fd_vae_recon_train_vs_val"] = fd.frechet(
+            fd.features(probe, decode_real(pipe, train[:n])), f_val)
+    # The ceiling: what the checker sees in the VAE's reconstructions of the real val media.
+    recon = decode_real(pipe, real[:n])
+    out["adherence_vae_recon_val"] = float(np.mean(
+        [checker.adherence(v, c) for v, c in zip(recon, prompts["val"])]))
+    for steps in steps_list:
+        t0 = time.perf_counter()
+        for split, caps in prompts.items():
+            videos = pipe.generate(caps, frames, steps, cfg, seed, sampler)
+            out[f"adherence_{split}@{steps}"] = float(np.mean(
+                [checker.adherence(v, c) for v, c in zip(videos, caps)]))
+            if split == "val" and kind == "clips":
+                out[f"fd_val@{steps}"] = fd.frechet(fd.features(probe, videos), f_val)
+        out[f"sample_s_per_video@{steps}"] = (time.perf_counter() - t0) / (2 * n)
+    out.update(train_speed(pipe.ckpt, prompts["val"], device))
+    return out
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _curve(ckpt):
+    """(steps, values) of a run's val loss (fixed noise: smooth), else its train loss."""
+    series = ckpt["log"]["series"]
+    s = series.get("val") or series["loss"]
+    return np.array(s["step"]), np.array(s["value"])
+
+
+def compare(finetuned, scratch, out_png=None) -> dict:
+    """Steps the fine-tuned run needs to reach the scratch run's FINAL loss, as a fraction of
+    the scratch run's length (< 1: starting from the image model pays off)."""
+    from minivid.checkpoint import load_checkpoint
+
+    a, b = load_checkpoint(finetuned, kind="dit"), load_checkpoint(scratch, kind="dit")
+    (xa, ya), (xb, yb) = _curve(a), _curve(b)
+    target = float(yb[-1])
+    reached = xa[ya <= target]
+    step = int(reached[0]) if len(reached) else None
+    result = {"finetuned": str(finetuned), "scratch": str(scratch),
+              "scratch_final_loss": target, "scratch_steps": int(b["step"]),
+              "finetuned_final_loss": float(ya[-1]), "steps_to_reach": step,
+              "step_ratio": None if step is None else step / int(b["step"])}
+    if out_png:
+        fig = Figure(figsize=(7, 4), dpi=100)
+        ax = fig.subplots()
+        name = lambda path: os.path.basename(os.path.dirname(os.path.abspath(path)))  # noqa: E731
+        ax.plot(xa, ya, label=f"from the image model ({name(finetuned)})")
+        ax.plot(xb, yb, label=f"from scratch ({name(scratch)})")
+        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        if step is not None:
+            ax.axvline(step, color="grey", linestyle=":", linewidth=1)
+            ax.set_title(f"reaches the scratch run's final loss in {result['step_ratio']:.0%} "
+                         "of its steps", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel("val flow-matching loss")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_png)
+    return result
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="DiT benchmarks (the report itself: "
+                                "python -m minivid.evaluate dit --ckpt ...)")
+    sub = p.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("compare", help="loss curves of a fine-tuned vs a from-scratch run")
+    c.add_argument("finetuned", help="video run started from the image checkpoint")
+    c.add_argument("scratch", help="video run of the same length from scratch")
+    c.add_argument("--out", default=None, help="PNG with both curves")
+    args = p.parse_args()
+    r = compare(args.finetuned, args.scratch, args.out)
+    ratio = "never" if r["step_ratio"] is None else f"{r['step_ratio']:.0%} of the steps"
+    print(f"from the image model: reaches the scratch run's final val loss "
+          f"{r['scratch_final_loss']:.4f} at step {r['steps_to_reach']} ({ratio})")
+    print(json.dumps(r))

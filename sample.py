@@ -1,0 +1,72 @@
+"""Sample videos (or images) from a trained text-to-video DiT.
+
+Where it sits: after train_dit.py. The checkpoint alone rebuilds the text encoder and the DiT
+(EMA weights) and names the VAE that decodes the latents (minivid/sampling.py). Writes one
+GIF (or MP4) per prompt plus grid.gif with the captions underneath, into --out.
+
+CPU:       python sample.py --ckpt runs/dit_video/ckpt.pt --prompt "A large red circle in the centre moves to the right. The background is plain black."
+Images:    python sample.py --ckpt runs/dit_image/ckpt.pt --frames 1 --prompt "..."
+One GPU:   add --device cuda.  Many prompts: --prompts-file prompts.txt (one per line).
+The same prompts, --seed, --steps, --cfg and --sampler give the same pixels (on one device).
+"""
+import argparse
+import os
+import re
+import sys
+import unicodedata
+
+from minivid.common import pick_device
+from minivid.data import save_grid, save_video
+from minivid.sampling import Pipeline
+
+p = argparse.ArgumentParser(description="Text -> video with a trained DiT.")
+p.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
+p.add_argument("--prompt", action="append", default=[], help="a caption; repeat for several")
+p.add_argument("--prompts-file", default=None, help="text file, one prompt per line")
+p.add_argument("--unconditional", action="store_true",
+               help="allow empty prompts: sample the unconditional model (no guidance)")
+p.add_argument("--frames", type=int, default=16, help="frames per video (1 = a still image)")
+p.add_argument("--steps", type=int, default=100, help="sampler steps")
+p.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (1 = off)")
+p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE solver")
+p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same videos)")
+p.add_argument("--format", default="gif", choices=["gif", "mp4"], help="per-prompt file type")
+p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one the DiT recorded)")
+p.add_argument("--out", default="runs/samples", help="output folder")
+p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+args = p.parse_args()
+
+prompts = list(args.prompt)
+if args.prompts_file:
+    with open(args.prompts_file, encoding="utf-8") as f:
+        prompts += [line.rstrip("\n") for line in f if line.strip() or args.unconditional]
+if not prompts and args.unconditional:
+    prompts = [""]
+if not prompts:
+    sys.exit("error: no prompt given; pass --prompt \"a red circle moves to the left\" "
+             "(repeatable) or --prompts-file FILE")
+empty = [i for i, t in enumerate(prompts) if not t.strip()]
+if empty and not args.unconditional:
+    sys.exit(f"error: prompt {empty[0] + 1} is empty; write a caption, e.g. \"A small red circle "
+             "moves to the left.\", or pass --unconditional to sample without one")
+if args.unconditional and args.cfg != 1.0:
+    args.cfg = 1.0  # the empty prompt IS the unconditional branch: guidance would do nothing
+
+pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
+# A prompt longer than the text encoder's max_len is truncated with a warning (minivid/text.py).
+videos = pipe.generate(prompts, args.frames, args.steps, args.cfg, args.seed, args.sampler,
+                       allow_empty=args.unconditional)                    # (N, T, H, W, 3)
+
+os.makedirs(args.out, exist_ok=True)
+ext = "png" if args.frames == 1 else args.format
+for i, (video, prompt) in enumerate(zip(videos, prompts)):
+    # ASCII-only file names: a prompt in any script (or emoji) still gives a valid name.
+    ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:48] or "prompt"
+    path = os.path.join(args.out, f"{i:03d}_{slug}.{ext}")
+    save_video(path, video)
+    print(f"wrote {path}")
+grid = os.path.join(args.out, "grid.png" if args.frames == 1 else "grid.gif")
+save_grid(grid, videos, [t or "(unconditional)" for t in prompts])
+print(f"wrote {grid} ({len(prompts)} prompts, {args.steps} {args.sampler} steps, cfg {args.cfg}, "
+      f"seed {args.seed})")

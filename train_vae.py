@@ -1,0 +1,193 @@
+"""Train the patch VAE (minivid/vae.py) on images and clips together.
+
+Where it sits: stage 2 of the pipeline. world.py makes the data -> THIS -> latents.py caches
+latents with the trained VAE -> train_dit.py learns to generate latents from text.
+
+Reads top to bottom: flags, data (decoded once into uint8 arrays), model, loop, report.
+The loop runs for a wall-clock budget (--minutes) and/or a step count (--steps); the learning
+rate follows the budget (warmup, then cosine), so a short run still ends with a small lr.
+
+    python train_vae.py --preset tiny-t4 --out runs/vae_t4        # 2 CPU cores, ~5 minutes
+    python train_vae.py --preset tiny-t1 --out runs/vae_t1        # frame-by-frame baseline
+    python train_vae.py --preset small-t4 --data my_data --size 64 --device cuda --minutes 60
+    torchrun --standalone --nproc_per_node 8 train_vae.py --preset base-t4 --size 256 ...
+    python train_vae.py --resume runs/vae_t4/ckpt.pt --minutes 10  # continue a run
+
+Writes <out>/ckpt.pt (kind "vae"), <out>/loss.png and <out>/recon.gif (val clips: original
+above, reconstruction below), and prints val PSNR at the end.
+"""
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict
+
+import torch
+import torch.distributed as tdist
+from tqdm import tqdm
+
+from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict, rng_state,
+                                save_checkpoint, set_rng_state)
+from minivid.common import (all_reduce_mean, check_batch, dist_cleanup, dist_setup, print0,
+                            rank_seed, seed_all, wrap_ddp)
+from minivid.data import CaptionedVideos, load_uint8, save_grid, to_float, to_uint8
+from minivid.metrics import psnr
+from minivid.training import LossLog, NonFiniteGuard, StopFlag
+from minivid.vae import PRESETS, VAE, VAEConfig, pad_frames
+from minivid.vae_bench import reconstruct
+
+p = argparse.ArgumentParser(description="Train the patch VAE on images + clips.")
+p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+               help="model size and temporal compression (default tiny-t4; on --resume, the "
+                    "checkpoint's own config)")
+p.add_argument("--data", default="tiny_data", help="folder with <split>/{images,clips}.jsonl")
+p.add_argument("--train-manifest", nargs="+", default=None,
+               help="train manifests (.jsonl) or caption folders, instead of --data")
+p.add_argument("--val-manifest", nargs="+", default=None, help="val manifests, instead of --data")
+p.add_argument("--frames", type=int, default=16, help="frames per clip (padded to 1 + 4k for tf=4)")
+p.add_argument("--size", type=int, default=32, help="frame size in pixels")
+p.add_argument("--minutes", type=float, default=4.0, help="wall-clock budget of the train loop")
+p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: budget only)")
+p.add_argument("--batch-size", type=int, default=4, help="clips per step (global, over all ranks)")
+p.add_argument("--image-batch-size", type=int, default=16, help="images per step (global)")
+p.add_argument("--lr", type=float, default=1e-2, help="peak Adam learning rate")
+p.add_argument("--warmup", type=int, default=100, help="linear lr warmup steps")
+p.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the KL term")
+p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps")
+p.add_argument("--out", default="runs/train_vae", help="output folder")
+p.add_argument("--resume", default=None, help="checkpoint to continue from")
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+               help="bf16 autocast (GPUs and CPUs with AVX512-BF16: ~1.6x faster on the tiny "
+                    "presets, same PSNR); fp32 on older CPUs, where bf16 is emulated and slow")
+args = p.parse_args()
+
+# -------------------------------------------------------------------------------- setup
+dist = dist_setup(args.device)
+seed_all(rank_seed(args.seed, dist))
+ckpt = load_checkpoint(args.resume, kind="vae") if args.resume else None
+if ckpt is not None:
+    cfg = VAEConfig(**ckpt["config"])
+    if args.preset:  # refuse before anything is loaded, naming the differing fields
+        check_config(ckpt["config"], asdict(PRESETS[args.preset]), "VAE")
+else:
+    cfg = PRESETS[args.preset or "tiny-t4"]
+per_rank = {"clips": check_batch(args.batch_size, dist),
+            "images": check_batch(args.image_batch_size, dist)}
+
+# -------------------------------------------------------------------------------- data
+# Decode every file once into uint8 (N, T, H, W, 3): 8000 tiny clips are 400 MB, and a step
+# then only indexes memory. Clips and images stay in separate arrays (T = 16 vs T = 1).
+def load(manifests, split):
+    """-> {"images": uint8 (N, 1, H, W, 3), "clips": uint8 (N, T, H, W, 3)} (those present)."""
+    if manifests is None:
+        manifests = [os.path.join(args.data, split, f"{k}.jsonl") for k in ("images", "clips")]
+    out = {}
+    for m in manifests:
+        u8, _ = load_uint8(CaptionedVideos(m, frames=args.frames, size=args.size),
+                           desc=f"decoding {m}")
+        out.setdefault("images" if u8.shape[1] == 1 else "clips", []).append(torch.from_numpy(u8))
+    return {kind: torch.cat(parts) for kind, parts in out.items()}
+
+train, val = load(args.train_manifest, "train"), load(args.val_manifest, "val")
+print0("train: " + ", ".join(f"{len(v)} {k} {tuple(v.shape[1:])}" for k, v in train.items()))
+
+# -------------------------------------------------------------------------------- model
+model = VAE(cfg).to(dist.device)  # the raw handle: saved, evaluated
+opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+log, step, trained_s = LossLog(), 0, 0.0
+if ckpt is not None:
+    load_state_strict(model, ckpt["model"], "VAE")
+    opt.load_state_dict(ckpt["optimizer"])
+    log.load_state_dict(ckpt["extra"]["log"])
+    step, trained_s = ckpt["step"], ckpt["extra"]["trained_seconds"]
+    rngs = ckpt["rng"]
+    if len(rngs) == dist.world_size:  # same number of processes: continue each one's noise
+        set_rng_state(rngs[dist.rank])
+    print0(f"resumed {args.resume} at step {step} ({trained_s / 60:.1f} min trained)")
+ddp_model = wrap_ddp(model, dist)
+print0(f"VAE {cfg}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+
+
+def save(path):
+    rngs = [rng_state()]
+    if dist.world_size > 1:  # every rank's RNG, so resume continues each rank's noise
+        rngs = [None] * dist.world_size
+        tdist.all_gather_object(rngs, rng_state())
+    if dist.is_main:
+        save_checkpoint(path, {
+            "kind": "vae", "config": asdict(cfg), "model": model.state_dict(), "ema": None,
+            "optimizer": opt.state_dict(), "step": step, "args": vars(args), "rng": rngs,
+            "data": {"sampling": "uniform with replacement, from the torch RNG"},
+            "extra": {"log": log.state_dict(), "trained_seconds": trained_s}})
+
+
+# -------------------------------------------------------------------------------- train
+# Loss = MSE + kl_weight * KL. MSE is the PSNR we are judged on. The KL term (mean over latent
+# numbers) is tiny on purpose: it keeps the latents bounded and lets the posterior carry a
+# little noise (so the decoder tolerates the small errors a DiT makes) without blurring edges;
+# at larger weights the encoder starts to drop detail to shrink its code.
+# No EMA: the lr decays to ~0 at the end of the budget, which settles the weights just as well
+# for a run of a few thousand steps.
+budget, bf16 = args.minutes * 60, args.precision == "bf16"
+print0(f"training for {args.minutes} min" + (f" or {args.steps} steps" if args.steps else ""))
+guard, bar = NonFiniteGuard(), tqdm(disable=not dist.is_main, unit="step", initial=step)
+t0, stopped = time.time() - trained_s, False
+with StopFlag() as stop:
+    while True:
+        trained_s = all_reduce_mean(time.time() - t0, dist)  # ranks agree on when to stop
+        progress = max(trained_s / budget, step / args.steps if args.steps else 0.0)
+        stopped = stop.should_stop(dist)  # SIGTERM / Ctrl-C on any rank
+        if progress >= 1 or stopped:
+            break
+        # warmup, then cosine over the budget (not minivid.training.lr_at: with a wall-clock
+        # budget the total number of steps is not known in advance)
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+        loss, parts = 0.0, {}
+        for kind, data in train.items():  # one batch of clips and one of images per step
+            idx = torch.randint(len(data), (per_rank[kind],))
+            x = to_float(data[idx]).to(dist.device)              # (B, C, T, H, W) in [-1, 1]
+            x, _ = pad_frames(x, cfg.tf)                         # (B, C, 1 + tf*k, H, W)
+            with torch.autocast(dist.device.type, torch.bfloat16, enabled=bf16):
+                recon, kl = ddp_model(x)
+            mse = (recon.float() - x).pow(2).mean()
+            loss = loss + mse + args.kl_weight * kl
+            parts[f"mse_{kind}"], parts[f"kl_{kind}"] = mse.item(), kl.item()
+        if guard.check(all_reduce_mean(loss.detach(), dist), step):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        step += 1
+        log.append(step, loss=loss.item(), **parts)
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+        if step % args.save_every == 0:
+            save(os.path.join(args.out, "ckpt.pt"))
+bar.close()
+save(os.path.join(args.out, "ckpt.pt"))
+if dist.is_main:
+    log.plot(os.path.join(args.out, "loss.png"))
+ms = trained_s / max(step, 1) * 1e3
+print0(f"trained {step} steps in {trained_s / 60:.2f} min ({ms:.0f} ms/step)")
+if stopped:  # pre-empted: the checkpoint is what matters, leave before the grace period ends
+    print0(f"stopped by a signal; continue with --resume {args.out}/ckpt.pt")
+    dist_cleanup()
+    raise SystemExit(0)
+
+# -------------------------------------------------------------------------------- report
+if dist.is_main:
+    model.eval()
+    for kind, data in val.items():
+        x, r = reconstruct(model, data, dist.device)
+        print(f"val {kind}: PSNR {psnr(r, x).mean().item():.2f} dB over {len(x)} {kind}")
+        if kind == "clips":
+            n = min(8, len(x))  # original above, reconstruction below
+            grid = to_uint8(torch.cat([x[:n], r[:n]]))
+            save_grid(os.path.join(args.out, "recon.gif"), grid, cols=n,
+                      captions=["original"] * n + ["reconstruction"] * n)
+    print(f"wrote {args.out}/ckpt.pt, loss.png, recon.gif")
+dist_cleanup()
