@@ -274,6 +274,8 @@ with StopFlag() as stop:
             drop = torch.rand(len(micro)) < args.caption_dropout  # -> "": <bos> alone
             ids[drop, 1:], mask[drop, 1:] = PAD, False
             L = int(mask.sum(1).max())
+            if args.compile:  # few distinct shapes, few recompilations: L up to a multiple of 8
+                L = min(-(-L // 8) * 8, ids.shape[1])
             ids, mask = ids[:, :L].to(device), mask[:, :L].to(device)  # (b, L)
             # DDP all-reduces the gradients in backward; with accumulation only the last
             # micro-batch's backward needs to (no_sync skips it for the others).

@@ -126,8 +126,9 @@ class CausalBlock(nn.Module):
     """Residual block on the token grid, ConvNeXt-style (https://arxiv.org/abs/2201.03545):
     a depthwise 3x3 conv mixes neighbouring tokens, then an MLP mixes channels of the token
     together with the same token one latent frame earlier (a causal temporal kernel of 2).
-    Depthwise + 1x1 costs ~6 D^2 per token against 18 D^2 for a full 3x3 conv on [now, prev]:
-    on 2 CPU cores that buys several times more training steps, which matter more here."""
+    Depthwise 3x3 + MLP costs ~6 D^2 multiply-adds per token, against 27 D^2 for two full 3x3
+    convs (the first on [now, prev]): on 2 CPU cores the budget is counted in steps, and the
+    cheap block buys several times more of them."""
 
     def __init__(self, width: int):
         super().__init__()
