@@ -65,23 +65,21 @@ p.add_argument("--warmup", type=int, default=100, help="linear lr warmup steps")
 p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (after its warmup)")
 p.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions "
                "replaced by '' (the null caption that CFG needs)")
-p.add_argument("--t-mean", type=float, default=0.0, help="training times t = sigmoid(N(mean, "
-               "std)); mean > 0 trains more at high noise, where the layout is decided")
-p.add_argument("--t-std", type=float, default=1.0, help="spread of the training times")
+p.add_argument("--t-mean", type=float, default=1.0, help="training times t = sigmoid(N(mean, "
+               "1)); > 0 trains more at high noise, where the layout is decided")
 p.add_argument("--seed", type=int, default=0, help="seeds init, data order and noise")
 p.add_argument("--device", default="auto", help="auto | cpu | cuda")
 p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
 p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
 p.add_argument("--eval-every", type=int, default=100, help="val loss + checkpoint every N steps")
 p.add_argument("--sample-every", type=int, default=1000, help="preview GIF every N steps (0: off)")
-p.add_argument("--val-size", type=int, default=128, help="val examples for the val loss")
 args = p.parse_args()
 args.out = args.out or f"runs/dit_{args.stage}"
 if args.steps is None and args.minutes is None:
     p.error("give --steps and/or --minutes")
 # Flags that shape the trajectory: resume with the same ones to continue it exactly.
 TRAJECTORY = ["stage", "latents", "init_from", "preset", "steps", "batch_size", "grad_accum",
-              "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "t_std", "seed"]
+              "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "seed"]
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
@@ -196,10 +194,10 @@ else:
 # comparable between runs (used by `dit_bench compare`).
 if val is not None:
     g = torch.Generator().manual_seed(1234)
-    n_val = min(args.val_size, len(val["captions"]))
+    n_val = min(128, len(val["captions"]))
     val_x = ((val["latents"][:n_val].float() - shift) / scale).to(device)
     val_noise = torch.randn(val_x.shape, generator=g).to(device)
-    val_t = torch.sigmoid(args.t_mean + args.t_std * torch.randn(n_val, generator=g)).to(device)
+    val_t = torch.sigmoid(args.t_mean + torch.randn(n_val, generator=g)).to(device)
     val_ids, val_mask = model["text"].tokenizer(list(val["captions"][:n_val]))
     val_ids, val_mask = val_ids.to(device), val_mask.to(device)
     preview_prompts = list(val["captions"][:8])
@@ -280,7 +278,7 @@ with StopFlag() as stop:
             # DDP all-reduces the gradients in backward; with accumulation only the last
             # micro-batch's backward needs to (no_sync skips it for the others).
             last = k == args.grad_accum - 1 or dist.world_size == 1
-            t = flow.sample_t(len(micro), device, args.t_mean, args.t_std)  # (b,)
+            t = flow.sample_t(len(micro), device, mean=args.t_mean)  # (b,)
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with autocast(device):
                     loss = ddp(X[micro].to(device), ids, mask, t) / args.grad_accum
