@@ -28,15 +28,13 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import torch
-import torch.distributed as tdist
 from tqdm import tqdm
 
 from minivid import flow
-from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict, rng_state,
-                                save_checkpoint, set_rng_state)
+from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, save_checkpoint
 from minivid.common import (all_reduce_mean, autocast, check_batch, dist_cleanup, dist_setup,
-                            measure_matmul_peak, print0, rank_seed, seed_all, shard_indices,
-                            wrap_ddp)
+                            measure_matmul_peak, print0, rank_rows, seed_all, shard_indices,
+                            step_generator, wrap_ddp)
 from minivid.data import save_grid
 from minivid.dit import PRESETS as DIT_PRESETS
 from minivid.latents import load_latents
@@ -165,10 +163,10 @@ class FlowLoss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0, ids, mask, t):
-        """x0: (B, C, T, h, w) latents, ids/mask: (B, L), t: (B,) -> flow-matching loss."""
+    def forward(self, x0, noise, t, ids, mask):
+        """x0, noise: (B, C, T, h, w), t: (B,), ids/mask: (B, L) -> flow-matching loss."""
         text = self.model["text"](ids, mask)                           # (B, L, D)
-        return flow.loss(self.model["dit"], x0, t=t, text=text, text_mask=mask)
+        return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask)
 
 
 ddp = wrap_ddp(FlowLoss(model), dist)
@@ -180,15 +178,6 @@ if B % args.grad_accum:
     raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
 total = args.steps or (resume["schedule"]["total"] if resume else None)
 peak = measure_matmul_peak(device)  # same run, same machine: an honest MFU denominator
-# Last, so nothing above (the init, the peak's random matrices) shifts the random streams.
-if resume and len(resume["rng"]) == dist.world_size:
-    set_rng_state(resume["rng"][dist.rank])  # rank r continues its own stream exactly
-elif resume:  # e.g. fewer GPUs after a pre-emption: fresh streams, then the same recipe
-    print0(f"warning: {ckpt_path} was saved by {len(resume['rng'])} ranks, this run has "
-           f"{dist.world_size}: new random streams, so not the exact original trajectory")
-    seed_all(rank_seed(args.seed + step, dist))
-else:
-    seed_all(rank_seed(args.seed, dist))  # different noise and times on every rank
 
 # Validation: fixed examples, noise and times (own generator), so the curve is smooth and
 # comparable between runs (used by `dit_bench compare`).
@@ -217,15 +206,12 @@ def val_loss():
 
 
 def save():
-    """Rank 0 writes; every rank contributes its RNG state (collective: all ranks call it)."""
-    rngs = [rng_state()]
-    if dist.world_size > 1:
-        rngs = [None] * dist.world_size
-        tdist.all_gather_object(rngs, rng_state())
+    """Rank 0 writes. No RNG state is saved: a step's randomness is a function of (seed, step)
+    (see the loop), so a resumed run draws the same numbers from the step it resumes at."""
     if dist.is_main:
         save_checkpoint(ckpt_path, {
             "kind": "dit", "config": config, "model": model.state_dict(), "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(), "step": step, "args": vars(args), "rng": rngs,
+            "optimizer": opt.state_dict(), "step": step, "args": vars(args),
             "data": {"epoch": epoch, "position": position}, "log": log.state_dict(),
             "schedule": {"total": total, "warmup": args.warmup, "lr": args.lr},
             "extra": {"vae": os.path.abspath(args.vae), "vae_fingerprint": vae_fp,
@@ -264,13 +250,22 @@ with StopFlag() as stop:
         if position // dist.world_size + B > len(order):  # epoch done: next permutation
             epoch, position = epoch + 1, 0
             order = shard_indices(N, dist, epoch, args.seed)
-        idx = torch.tensor(order[position // dist.world_size:][:B])
+        idx = torch.tensor(order[position // dist.world_size:][:B])  # (B,) this rank's examples
         position += B * dist.world_size
+        # The step's randomness, drawn for the GLOBAL batch from a generator seeded by (seed,
+        # step); this rank keeps its rows. So 1 process and N take the same trajectory, and a
+        # resumed run draws exactly what the uninterrupted one did (minivid.common).
+        g_cpu = step_generator(args.seed, step)
+        g_dev = step_generator(args.seed, step, device, stream=1)
+        mine = rank_rows(dist)
+        drop_all = torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout
+        t_all = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)
+        noise_all = torch.randn((args.batch_size, C, T, h, w), generator=g_dev, device=device)
+        rand = [r.chunk(args.grad_accum) for r in (drop_all[mine], t_all[mine], noise_all[mine])]
         flops, loss_sum = 0.0, 0.0
-        for k, micro in enumerate(idx.chunk(args.grad_accum)):
+        for k, (micro, drop, t, noise) in enumerate(zip(idx.chunk(args.grad_accum), *rand)):
             ids, mask = ids_all[micro].clone(), mask_all[micro].clone()   # (b, Lmax)
-            drop = torch.rand(len(micro)) < args.caption_dropout  # -> "": <bos> alone
-            ids[drop, 1:], mask[drop, 1:] = PAD, False
+            ids[drop, 1:], mask[drop, 1:] = PAD, False  # dropped caption -> "": <bos> alone
             L = int(mask.sum(1).max())
             if args.compile:  # few distinct shapes, few recompilations: L up to a multiple of 8
                 L = min(-(-L // 8) * 8, ids.shape[1])
@@ -278,10 +273,10 @@ with StopFlag() as stop:
             # DDP all-reduces the gradients in backward; with accumulation only the last
             # micro-batch's backward needs to (no_sync skips it for the others).
             last = k == args.grad_accum - 1 or dist.world_size == 1
-            t = flow.sample_t(len(micro), device, mean=args.t_mean)  # (b,)
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with autocast(device):
-                    loss = ddp(X[micro].to(device), ids, mask, t) / args.grad_accum
+                    loss = ddp(X[micro].to(device), noise, t.to(device), ids, mask)
+                    loss = loss / args.grad_accum
                 loss.backward()
             loss_sum += loss.detach()
             flops += len(micro) * (model["dit"].flops(T, h, w, L) + model["text"].flops(L))

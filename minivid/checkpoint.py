@@ -10,7 +10,6 @@ the model from `ckpt["config"]` alone (no flags needed). A checkpoint is a plain
      "model": raw.state_dict(),    # the unwrapped, uncompiled model (no "module." prefix)
      "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": 1200,
      "args": vars(args),           # the command-line flags, for the record
-     "rng": rng_state(),           # python/numpy/torch RNG states, so resume is exact
      "data": {"epoch": 3, "position": 512}, "extra": {...}}   # plain types only
 
 Three ideas make it robust:
@@ -30,12 +29,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
 import re
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 FORMAT = 1  # bump when the layout of the dict changes, and say how to convert old files
@@ -234,41 +231,3 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, what: str) -> No
         msg += ("\nthe checkpoint was made with another config; rebuild the model from "
                 "ckpt['config'] instead of flags")
     raise ValueError(msg)
-
-
-# ----------------------------------------------------------------------------- RNG state
-
-
-def rng_state() -> dict:
-    """Snapshot python `random`, numpy's global RNG and torch's RNGs as weights_only types.
-
-    Restoring it with set_rng_state makes a resumed run draw the very same noise it would
-    have drawn without stopping. Each process has its own state: under DDP, gather every
-    rank's snapshot to rank 0 (torch.distributed.all_gather_object) and save the list, so
-    rank r restores ckpt["rng"][r]; restoring rank 0's state everywhere would give all ranks
-    the same noise.
-    """
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(internal), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                  float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    # Only the current GPU, and only if CUDA is in use: asking for every GPU's state would
-    # create a CUDA context on each of them from every rank.
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore a snapshot made by rng_state()."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])

@@ -3,12 +3,14 @@
 Where it sits: every training / sampling script starts with
 
     dist = dist_setup(args.device)          # one process, or one of N under torchrun
-    seed_all(rank_seed(args.seed, dist))     # different noise per rank
+    seed_all(args.seed)                      # the same init on every rank
     model = Model(cfg).to(dist.device)       # keep this raw handle for saving
     ddp_model = wrap_ddp(model, dist)        # DDP only when world_size > 1
-    ...
+    ...                                      # each step:
+    g = step_generator(args.seed, step)      # the step's randomness, for the GLOBAL batch
+    noise = torch.randn(global_batch, ..., generator=g)[rank_rows(dist)]   # keep my rows
     with autocast(dist.device):              # bf16 on CUDA, plain fp32 on CPU
-        loss = ddp_model(x)
+        loss = ddp_model(x, noise)
     print0(f"loss {all_reduce_mean(loss.item(), dist):.4f}")
     dist_cleanup()
 
@@ -209,7 +211,7 @@ def wrap_ddp(model: torch.nn.Module, dist: Dist) -> torch.nn.Module:
 def check_batch(global_batch: int, dist: Dist) -> int:
     """Check the global batch splits evenly over ranks; return the per-rank batch.
 
-    We keep the *global* batch as the flag (`--batch`), so the optimisation is the same on
+    We keep the *global* batch as the flag (`--batch-size`), so the optimisation is the same on
     1 or 8 processes; each rank then takes global_batch / world_size examples per step.
     """
     if global_batch < 1 or global_batch % dist.world_size != 0:
@@ -217,7 +219,7 @@ def check_batch(global_batch: int, dist: Dist) -> int:
         fix = max(ws, round(global_batch / ws) * ws)
         raise ValueError(
             f"global batch {global_batch} does not split over world size {ws}; "
-            f"pass a batch that is a multiple of {ws}, e.g. --batch {fix}, "
+            f"pass a batch that is a multiple of {ws}, e.g. --batch-size {fix}, "
             f"or launch with a --nproc_per_node that divides {global_batch}")
     return global_batch // dist.world_size
 
@@ -245,10 +247,32 @@ def shard_indices(n: int, dist: Dist, epoch: int, seed: int, shuffle: bool = Tru
     return order[dist.rank :: dist.world_size].tolist()
 
 
-def rank_seed(seed: int, dist: Dist) -> int:
-    """Per-rank seed: rank r uses seed + r.
+def step_generator(seed: int, step: int, device: torch.device | str = "cpu",
+                   stream: int = 0) -> torch.Generator:
+    """A random generator seeded by (seed, step, stream): all the randomness of one step.
 
-    Each rank must draw *different* noise/timesteps, or N GPUs would compute N identical
-    gradients. The model init does not need care: DDP broadcasts rank 0's weights at wrap.
+    The trick that makes runs reproducible across process counts and restarts. Every rank
+    draws the noise, times and dropout of the WHOLE global batch from this generator, then
+    keeps its own rows with rank_rows (the same rows shard_indices gives it data for). So
+    example i of step s gets the same numbers whether 1 or 8 processes share the batch, and
+    a resumed run continues the exact trajectory without restoring any RNG state: step s
+    draws what it would have drawn anyway. The price, drawing world_size times more random
+    numbers than a rank uses, is small next to the model's forward pass.
+    `stream` separates independent draws of one step (say, CPU-side indices and on-device
+    noise); the three numbers are mixed by numpy's SeedSequence, so nearby seeds and steps
+    still give unrelated streams. Note that a CUDA generator draws other numbers than a CPU
+    one with the same seed: runs are reproducible per device type.
     """
-    return seed + dist.rank
+    mixed = np.random.SeedSequence([seed, step, stream]).generate_state(1, np.uint64)[0]
+    g = torch.Generator(device=torch.device(device))
+    g.manual_seed(int(mixed))
+    return g
+
+
+def rank_rows(dist: Dist) -> slice:
+    """This rank's rows of a tensor drawn for the whole global batch: rows rank, rank + W, ...
+
+    It matches shard_indices, which deals the epoch's permutation out in the same way: the
+    j-th example of rank r is example r + j * world_size of the global batch.
+    """
+    return slice(dist.rank, None, dist.world_size)

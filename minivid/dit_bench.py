@@ -45,25 +45,33 @@ def _captions(manifest, n):
         return [json.loads(line)["caption"] for line in f][:n]
 
 
-def train_speed(ckpt: dict, captions: list[str], device="cpu", steps: int = 8,
-                batch_size: int | None = None) -> dict:
-    """Time `steps` training steps of the checkpoint's config on random latents -> tokens/s,
-    achieved FLOP/s and MFU against measure_matmul_peak measured now, on this machine."""
+def train_speed(config: dict, shape: tuple[int, int, int, int], captions: list[str],
+                batch_size: int, device="cpu", steps: int = 8, compile: bool = False) -> dict:
+    """Time `steps` training steps (forward, backward, AdamW) of a text encoder + DiT built from
+    `config` on random latents of `shape` (C, T, h, w), with autocast as in train_dit.py ->
+    tokens/s, samples/s, achieved FLOP/s, peak memory, and MFU against measure_matmul_peak
+    measured now, on this machine, in this process."""
+    from minivid.common import autocast
+
     device = torch.device(device)
     torch.manual_seed(0)
-    model = build_model(ckpt["config"]).to(device)
+    model = build_model(config).to(device)
+    if compile:
+        model["dit"].compile()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    C, (h, w) = model["dit"].cfg.in_channels, ckpt["extra"]["latent_hw"]
-    T = ckpt["extra"]["latent_frames"]
-    B = batch_size or ckpt["args"]["batch_size"]
+    C, T, h, w = shape
+    B = batch_size
     ids, mask = model["text"].tokenizer((captions * B)[:B])           # (B, L)
     ids, mask, L = ids.to(device), mask.to(device), ids.shape[1]
     x0 = torch.randn(B, C, T, h, w, device=device)
     flops = B * (model["dit"].flops(T, h, w, L) + model["text"].flops(L))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
-    for i in range(steps + 2):  # the first two warm up (allocation, kernel choice)
+    for i in range(steps + 2):  # the first two warm up (allocation, kernel choice, compile)
         t0 = time.perf_counter()
-        loss = flow.loss(model["dit"], x0, text=model["text"](ids, mask), text_mask=mask)
+        with autocast(device):
+            loss = flow.loss(model["dit"], x0, text=model["text"](ids, mask), text_mask=mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -71,11 +79,40 @@ def train_speed(ckpt: dict, captions: list[str], device="cpu", steps: int = 8,
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times[2:]))
+    if device.type == "cuda":  # what the tensors of this run needed at most
+        peak_mem = torch.cuda.max_memory_allocated(device)
+    else:  # the whole process's peak resident memory (Linux reports KiB): an upper bound
+        import resource
+        peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = measure_matmul_peak(device)
     S = T * (h // model["dit"].cfg.patch) * (w // model["dit"].cfg.patch)
-    return {"train_tokens_per_s": B * S / step_s, "train_gflops": flops / step_s / 1e9,
-            "peak_gflops": peak / 1e9, "mfu": flops / step_s / peak, "train_batch": B,
-            "train_step_s": step_s}
+    return {"train_tokens_per_s": B * S / step_s, "train_samples_per_s": B / step_s,
+            "train_gflops": flops / step_s / 1e9, "peak_gflops": peak / 1e9,
+            "mfu": flops / step_s / peak, "train_batch": B, "train_step_s": step_s,
+            "peak_mem_mb": peak_mem / 2**20, "tokens_per_sample": S}
+
+
+def throughput(preset: str = "tiny", frames: int = 5, latent_hw: int = 8, channels: int = 3,
+               batch_size: int = 64, device="cpu", steps: int = 8, compile: bool = False) -> dict:
+    """Training throughput of a DiT preset with no checkpoint and no data: random weights,
+    random latents of (channels, frames, latent_hw, latent_hw), tiny-world-like captions.
+    The numbers depend on the shapes, not on what the weights have learned."""
+    from dataclasses import asdict, replace
+
+    from minivid import captions as caps, world
+    from minivid.dit import PRESETS as DIT_PRESETS
+    from minivid.text import PRESETS as TEXT_PRESETS, build_vocab
+
+    rng = np.random.default_rng(0)
+    texts = [caps.dense_caption(world.sample_scene(rng, "train", 16), rng) for _ in range(64)]
+    text_cfg = replace(TEXT_PRESETS[preset], vocab=build_vocab(texts))
+    dit_cfg = replace(DIT_PRESETS[preset], in_channels=channels, text_dim=text_cfg.dim)
+    config = {"text": asdict(text_cfg), "dit": asdict(dit_cfg)}
+    out = {"preset": preset, "shape": f"{channels}x{frames}x{latent_hw}x{latent_hw}",
+           "device": str(device), "compile": compile, "threads": torch.get_num_threads()}
+    out.update(train_speed(config, (channels, frames, latent_hw, latent_hw), texts, batch_size,
+                           device, steps, compile))
+    return out
 
 
 @torch.no_grad()
@@ -121,7 +158,10 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
             if split == "val" and kind == "clips":
                 out[f"fd_val@{steps}"] = fd.frechet(fd.features(probe, videos), f_val)
         out[f"sample_s_per_video@{steps}"] = (time.perf_counter() - t0) / (2 * n)
-    out.update(train_speed(pipe.ckpt, prompts["val"], device))
+    ck = pipe.ckpt  # the training speed of the checkpoint's own config, shapes and batch
+    shape = (ck["config"]["dit"]["in_channels"], ck["extra"]["latent_frames"],
+             *ck["extra"]["latent_hw"])
+    out.update(train_speed(ck["config"], shape, prompts["val"], ck["args"]["batch_size"], device))
     return out
 
 

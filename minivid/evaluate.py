@@ -90,6 +90,17 @@ def eval_dit(args):
     return fig
 
 
+def eval_throughput(args):
+    from minivid.common import pick_device
+    from minivid.dit_bench import throughput
+
+    fig = throughput(args.preset, args.frames, args.latent_hw, args.channels, args.batch_size,
+                     pick_device(args.device), args.steps, args.compile)
+    print_table(f"DiT training throughput, preset {args.preset}, batch {args.batch_size}",
+                list(fig.items()))
+    return fig
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="minivid evaluations: each prints a table, then "
                                 "one JSON line of figures.")
@@ -112,8 +123,21 @@ def main(argv=None):
     t.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu")
+    r = sub.add_parser("throughput", help="training tokens/s, samples/s, peak memory and MFU "
+                       "of a DiT preset on this device (random weights, no data needed)")
+    r.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    r.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    r.add_argument("--frames", type=int, default=5, help="latent frames T' (5: a 16-frame clip "
+                   "through a tf=4 VAE; 1: an image)")
+    r.add_argument("--latent-hw", type=int, default=8, help="latent height = width (8: 32x32 "
+                   "pixels through a patch-4 VAE)")
+    r.add_argument("--channels", type=int, default=3, help="latent channels")
+    r.add_argument("--steps", type=int, default=8, help="timed steps (after 2 warm-up steps)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the DiT first")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
-    fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit}[args.what](args)
+    fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit,
+           "throughput": eval_throughput}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

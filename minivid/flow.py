@@ -34,12 +34,12 @@ def interpolate(x0, noise, t):
     return (1 - t) * x0 + t * noise
 
 
-def sample_t(batch: int, device=None, mean: float = 0.0, std: float = 1.0):
+def sample_t(batch: int, device=None, mean: float = 0.0, std: float = 1.0, generator=None):
     """Training times from the logit-normal distribution, t = sigmoid(N(mean, std)) (SD3,
     https://arxiv.org/abs/2403.03206). Near t = 1 the best prediction is just the data mean
     and near t = 0 the input nearly is the answer; the middle times are where the network
     must decide what the sample will be, so that is where the training signal goes."""
-    return torch.sigmoid(mean + std * torch.randn(batch, device=device))
+    return torch.sigmoid(mean + std * torch.randn(batch, device=device, generator=generator))
 
 
 def loss(model, x0, noise=None, t=None, **cond):

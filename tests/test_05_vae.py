@@ -270,7 +270,7 @@ def test_14_train_vae_script_runs_and_resumes(tmp_path):
     assert ckpt["step"] == 3
     assert (tmp_path / "run" / "loss.png").exists() and (tmp_path / "run" / "recon.gif").exists()
 
-    again = subprocess.run(base + ["--resume", str(ckpt_path), "--steps", "5"], env=env,
+    again = subprocess.run(base + ["--resume", "--steps", "5"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     model, ckpt = load_vae(ckpt_path)

@@ -1,0 +1,102 @@
+"""11 distributed: one process or N, the same script, the same training.
+
+Concept: data parallelism splits each GLOBAL batch over N processes. Every rank runs the
+same model on its share, DDP averages the gradients in backward, and all ranks take the
+same optimizer step. For that to equal a 1-process run, three things must hold, and these
+tests check them on real `torchrun` launches of the real scripts (2 CPU processes, gloo):
+- each rank gets a disjoint share of the same global batch (shard_indices);
+- each example gets the same random numbers (flow time, noise, caption dropout, the VAE's
+  posterior noise) whatever rank it lands on: they are drawn for the whole global batch
+  from a generator seeded by (seed, step) and each rank keeps its rows (step_generator);
+- gradient accumulation syncs only on the last micro-batch and still averages correctly.
+What remains is floating-point summation order: the all-reduce adds two half-batch
+gradients where one process sums the whole batch at once. In float32 that is ~1e-7 relative,
+but Adam divides each gradient by its own running size, so a weight whose gradient nearly
+cancels over the batch (early on, the text encoder's, through freshly opened adaLN-Zero
+gates) turns that rounding into a visible step: after 4 steps one process against two
+differ by ~1e-6 at most. So the bound is measured, not guessed: one process with
+--grad-accum 2 and 4 does the SAME maths as --grad-accum 1 (the same examples, noise and
+mean) in another summation order, and DDP must stay within a few times that gap
+(or 1e-6, whichever is larger). A real mismatch, such as another seed, is ~1e-2: far outside.
+
+    OMP_NUM_THREADS=1 python -m pytest tests/test_11_distributed.py -q
+"""
+import pytest
+from helpers import make_dit_inputs, make_world, run
+
+from minivid.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # real torchrun launches: ~1-2 minutes on 2 cores
+TOL = 1e-6
+
+
+def max_diff(a: dict, b: dict) -> float:
+    """Largest absolute difference between two state dicts with the same keys."""
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def dit(tmp_path_factory):
+    """A 1-process run, and the rounding gap: the same run summed in other orders."""
+    d = tmp_path_factory.mktemp("ddp_dit")
+    flags = [*make_dit_inputs(d), "--stage", "video", "--steps", 4, "--batch-size", 8,
+             "--warmup", 2, "--eval-every", 4, "--sample-every", 0, "--device", "cpu"]
+    gap = 0.0
+    for accum in (1, 2, 4):
+        run("train_dit.py", *flags, "--out", d / f"accum{accum}", "--grad-accum", accum)
+        ck = load_checkpoint(d / f"accum{accum}" / "ckpt.pt", kind="dit")
+        if accum == 1:
+            one = ck
+        else:
+            gap = max(gap, max_diff(one["model"], ck["model"]))
+    bound = max(TOL, 4 * gap)
+    print(f"float32 summation-order gap {gap:.2e}: bound {bound:.2e}")
+    return d, flags, one, bound
+
+
+# 1. DiT: 2 processes x 4 examples == 1 process x 8 examples, up to summation order.
+def test_01_dit_two_processes_equal_one(dit):
+    d, flags, one, bound = dit
+    r = run("train_dit.py", *flags, "--out", d / "two", nproc=2)
+    assert "world size 2" in r.stdout
+    two = load_checkpoint(d / "two" / "ckpt.pt", kind="dit")
+    print(f"1 vs 2 processes: model {max_diff(one['model'], two['model']):.2e}")
+    assert max_diff(one["model"], two["model"]) <= bound
+    assert max_diff(one["ema"]["shadow"], two["ema"]["shadow"]) <= bound
+    losses = [ck["log"]["series"]["loss"]["value"] for ck in (one, two)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)  # rank-averaged = global mean
+    # The bound means something: another seed (other init and noise) is far outside it.
+    run("train_dit.py", *flags, "--out", d / "seed1", "--seed", 1)
+    other = load_checkpoint(d / "seed1" / "ckpt.pt", kind="dit")
+    assert max_diff(one["model"], other["model"]) > 100 * bound
+
+
+# 2. Gradient accumulation under DDP: 2 processes x 2 micro-batches of 2 == 1 x 8.
+def test_02_dit_grad_accum_under_ddp(dit):
+    d, flags, one, bound = dit
+    run("train_dit.py", *flags, "--out", d / "ddp_accum", "--grad-accum", 2, nproc=2)
+    accum = load_checkpoint(d / "ddp_accum" / "ckpt.pt", kind="dit")
+    assert max_diff(one["model"], accum["model"]) <= bound
+
+
+# 3. VAE: the same for train_vae.py (clips + images per step, posterior noise), in fp32.
+def test_03_vae_two_processes_equal_one(tmp_path):
+    flags = [*make_world(tmp_path / "data", n=4), "--steps", 3, "--batch-size", 2,
+             "--image-batch-size", 4, "--precision", "fp32", "--device", "cpu"]
+    run("train_vae.py", *flags, "--out", tmp_path / "one")
+    run("train_vae.py", *flags, "--out", tmp_path / "two", nproc=2)
+    one = load_checkpoint(tmp_path / "one" / "ckpt.pt", kind="vae")
+    two = load_checkpoint(tmp_path / "two" / "ckpt.pt", kind="vae")
+    assert one["step"] == two["step"] == 3
+    assert max_diff(one["model"], two["model"]) <= TOL
+
+
+# 4. A global batch that does not split over the processes: a clear error with the fix.
+def test_04_batch_not_divisible_by_world_size(dit):
+    d, flags, _, _ = dit
+    bad = [f if f != 8 else 7 for f in flags]  # --batch-size 7 over 2 processes
+    r = run("train_dit.py", *bad, "--out", d / "bad", nproc=2, check=False)
+    assert r.returncode != 0
+    assert "global batch 7 does not split over world size 2" in r.stderr
+    assert "--batch-size 8" in r.stderr
