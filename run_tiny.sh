@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The toy pipeline, end to end, on a laptop CPU (about 25 minutes on 2 cores):
+# The toy pipeline, end to end, on a laptop CPU (about 22 minutes on 2 quiet cores):
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
@@ -25,7 +25,10 @@ python train_dit.py --stage image --vae runs/vae_t4/ckpt.pt --latents runs/laten
 python train_dit.py --stage video --vae runs/vae_t4/ckpt.pt --latents runs/latents \
     --init-from runs/dit_image/ckpt.pt --out runs/dit_video --minutes 4.5
 
-echo "== 6. samples (GIFs + a captioned grid)"
+echo "== 6. how good is it? adherence + tiny FVD at 8, 32, 100 sampler steps; speed and MFU"
+python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt --steps 8 32 100
+
+echo "== 7. samples (GIFs + a captioned grid)"
 python sample.py --ckpt runs/dit_video/ckpt.pt --out runs/samples \
     --prompt "A large red circle on the left moves quickly to the right. The background is plain black." \
     --prompt "On a plain navy background there is a small yellow square in the centre, which bounces up and down quickly." \

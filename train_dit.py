@@ -235,6 +235,8 @@ S = T * (h // dit_cfg.patch) * (w // dit_cfg.patch)  # DiT tokens per example
 print0(f"{args.stage} stage: {N} examples of {tuple(X.shape[1:])} latents ({S} tokens), "
        f"{sum(q.numel() for q in params) / 1e6:.2f}M params, world size {dist.world_size}, "
        f"batch {args.batch_size}, peak matmul {peak / 1e9:.1f} GFLOP/s on {device}")
+if step == 0 and val is not None and dist.is_main:
+    log.append(0, val=val_loss())  # where the curve starts: init (or the --init-from model)
 start, t_start = step, time.perf_counter()
 tok_s = mfu = 0.0
 stopping = False

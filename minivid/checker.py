@@ -149,16 +149,23 @@ def stated(target):
     return {"background": target["background"], "objects": objs}
 
 
-def score(found, want):
-    """(hits, total) of the stated attributes in `want` that hold in `found` (detect output).
+def score_by_attribute(found, want) -> dict:
+    """{attribute: (hits, total)} over the attributes stated in `want` (detect's output in
+    `found`): "background", "colour", "shape", ..., and "position_2" for the positions of
+    objects in two-object scenes, the hardest thing to get right (binding each position to
+    the right object).
 
     Each stated object is matched to the found object of the same colour (else, to an
     unmatched found object of the same shape, so a wrong colour costs one attribute, not all).
     """
-    hits, total = 0, 0
+    out = {}
+
+    def count(key, ok):
+        hits, total = out.get(key, (0, 0))
+        out[key] = (hits + int(ok), total + 1)
+
     if want["background"] is not None:
-        total += 1
-        hits += int(found["background"] == want["background"])
+        count("background", found["background"] == want["background"])
     free = list(found["objects"])
     for w in want["objects"]:
         match = next((f for f in free if f["colour"] == w["colour"]), None)
@@ -167,9 +174,16 @@ def score(found, want):
         if match is not None:
             free.remove(match)
         for key, value in w.items():
-            total += 1
-            hits += int(match is not None and match.get(key, "") == value)
-    return hits, total
+            count(key, match is not None and match.get(key, "") == value)
+            if key == "position" and len(want["objects"]) == 2:
+                count("position_2", match is not None and match.get(key, "") == value)
+    return out
+
+
+def score(found, want):
+    """(hits, total) of the stated attributes in `want` that hold in `found` (detect output)."""
+    parts = [v for k, v in score_by_attribute(found, want).items() if k != "position_2"]
+    return sum(h for h, _ in parts), sum(t for _, t in parts)
 
 
 def adherence(video, target):

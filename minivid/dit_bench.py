@@ -125,6 +125,16 @@ def decode_real(pipe, u8, batch_size=64):
     return np.concatenate(out)
 
 
+def _by_attribute(videos, caps, steps) -> dict:
+    """Per-attribute accuracy over a set of generated videos: {"val_<attribute>@<steps>": ...}."""
+    hits, totals = {}, {}
+    for video, caption in zip(videos, caps):
+        for key, (h, t) in checker.score_by_attribute(checker.detect(video),
+                                                      checker.stated(caption)).items():
+            hits[key], totals[key] = hits.get(key, 0) + h, totals.get(key, 0) + t
+    return {f"val_{key}@{steps}": hits[key] / totals[key] for key in totals}
+
+
 def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100), n=128,
                cfg=4.0, seed=0, sampler="euler", device="cpu", vae=None) -> dict:
     """Adherence (val, test) and FD vs floor at each step count, plus training speed/MFU."""
@@ -155,6 +165,8 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
             videos = pipe.generate(caps, frames, steps, cfg, seed, sampler)
             out[f"adherence_{split}@{steps}"] = float(np.mean(
                 [checker.adherence(v, c) for v, c in zip(videos, caps)]))
+            if split == "val" and steps == steps_list[-1]:  # which attributes fail?
+                out.update(_by_attribute(videos, caps, steps))
             if split == "val" and kind == "clips":
                 out[f"fd_val@{steps}"] = fd.frechet(fd.features(probe, videos), f_val)
         out[f"sample_s_per_video@{steps}"] = (time.perf_counter() - t0) / (2 * n)

@@ -56,6 +56,22 @@ def test_3_checker_tolerates_blur(tiny):
     assert np.mean(scores) >= 0.9
 
 
+# 3b. Per attribute: which stated attributes hold. Two objects whose positions are swapped
+#     keep every attribute but their positions: position_2 (two-object scenes) drops to 0.
+def test_3b_score_by_attribute_finds_swapped_positions():
+    a = world.Obj("circle", "red", "large", "top left", "still")
+    b = world.Obj("square", "blue", "small", "bottom right", "still")
+    scene = world.Scene("black", [a, b], frames=1)
+    parts = checker.score_by_attribute(checker.detect(world.render(scene)), checker.stated(scene))
+    assert all(h == t for h, t in parts.values()) and parts["position_2"] == (2, 2)
+    swapped = world.Scene("black", [world.Obj(**{**vars(a), "position": b.position}),
+                                    world.Obj(**{**vars(b), "position": a.position})], frames=1)
+    parts = checker.score_by_attribute(checker.detect(world.render(swapped)),
+                                       checker.stated(scene))
+    assert parts["position_2"] == (0, 2) and parts["shape"] == (2, 2)
+    assert checker.score(checker.detect(world.render(swapped)), checker.stated(scene)) == (7, 9)
+
+
 # 4. Fréchet distance: zero for a set against itself, symmetric, and the closed form for
 #    two 1-D Gaussians: (m1 - m2)^2 + s1 + s2 - 2 sqrt(s1 s2).
 def test_4_frechet_math():
