@@ -164,8 +164,12 @@ def dist_setup(device: str = "auto") -> Dist:
 
 
 def dist_cleanup() -> None:
-    """Tear down the process group (if any); call once at the very end of a script."""
+    """Tear down the process group (if any); call once at the very end of a script.
+
+    The barrier first lets every rank arrive: a rank that tears down its connections while
+    another still uses them can make gloo abort the other process at exit."""
     if tdist.is_initialized():
+        tdist.barrier()
         tdist.destroy_process_group()
 
 
