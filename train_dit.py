@@ -31,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from minivid import flow
-from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, save_checkpoint
+from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict,
+                                resume_checkpoint, save_checkpoint)
 from minivid.common import (all_reduce_mean, autocast, check_batch, dist_cleanup, dist_setup,
                             measure_matmul_peak, print0, rank_rows, seed_all, shard_indices,
                             step_generator, wrap_ddp)
@@ -85,10 +86,7 @@ device = dist.device
 ckpt_path = os.path.join(args.out, "ckpt.pt")
 resume = None
 if args.resume:
-    if not os.path.exists(ckpt_path):
-        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; drop --resume to start "
-                                "a new run, or point --out at the run folder to continue")
-    resume = load_checkpoint(ckpt_path, kind="dit")
+    resume = resume_checkpoint(args.out, kind="dit")
     if resume["args"]["stage"] != args.stage:
         raise ValueError(f"--resume: {ckpt_path} is a --stage {resume['args']['stage']} run; "
                          "resume it with that stage, or use another --out for "

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, save_checkpoint
+from minivid.checkpoint import check_config, load_state_strict, resume_checkpoint, save_checkpoint
 from minivid.common import (all_reduce_mean, check_batch, dist_cleanup, dist_setup, print0,
                             rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import CaptionedVideos, load_uint8, save_grid, to_float, to_uint8
@@ -71,10 +71,7 @@ seed_all(args.seed)  # the same init on every rank
 ckpt_path = os.path.join(args.out, "ckpt.pt")
 ckpt = None
 if args.resume:
-    if not os.path.exists(ckpt_path):
-        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; drop --resume to start "
-                                "a new run, or point --out at the run folder to continue")
-    ckpt = load_checkpoint(ckpt_path, kind="vae")
+    ckpt = resume_checkpoint(args.out, kind="vae")
 if ckpt is not None:
     cfg = VAEConfig(**ckpt["config"])
     if args.preset:  # refuse before anything is loaded, naming the differing fields

@@ -155,6 +155,19 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     return ckpt
 
 
+
+def resume_checkpoint(run_dir: str | os.PathLike, kind: str) -> dict:
+    """What `--resume` loads: <run_dir>/ckpt.pt, or a clear error when there is none.
+
+    Never a silent fresh start: a typo in --out would otherwise retrain from scratch and
+    then overwrite nothing the user meant to keep."""
+    path = os.path.join(run_dir, "ckpt.pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}; drop --resume to start "
+                                "a new run, or point --out at the run folder to continue")
+    return load_checkpoint(path, kind=kind)
+
+
 def _corrupt(path: Path, detail: str) -> str:
     return (f"{path} is truncated or corrupt ({detail}); it was "
             "probably cut off by a crash or an incomplete copy (save_checkpoint itself never "
