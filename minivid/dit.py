@@ -11,12 +11,17 @@ https://arxiv.org/abs/2310.00426):
 - Positions, factorised by axis:
   * space is ABSOLUTE: DiT's fixed 2-D sin-cos table added to every frame's tokens. A frame
     has edges and "top left" is an absolute statement, which a tiny model reads off directly.
-  * time is RELATIVE: rotary embedding (RoPE, https://arxiv.org/abs/2104.09864) over the
-    frame index inside self-attention, so two tokens interact according to how many frames
-    apart they are, never which frame number they sit on. For T = 1 every index is 0 and
-    RoPE is the identity, so an image is exactly a 2-D DiT; a video reuses all of it and
-    adds only the frame-offset rotation; clean conditioning frames shifted in front of the
-    clip do not change what "one frame later" means.
+  * time is RELATIVE in attention: rotary embedding (RoPE, minivid/rope.py) over the frame
+    index inside self-attention, so two tokens interact according to how many frames apart
+    they are; clean conditioning frames shifted in front of the clip do not change what
+    "one frame later" means.
+  * ... and ABSOLUTE in the input: every token also gets sincos(frame) - sincos(0) added.
+    RoPE alone cannot tell a token WHICH frame it is in: at high noise every frame holds
+    the same kind of noise, and attention's output is an average of values, which rotations
+    of the scores cannot stamp with a frame number. But "starts at the top left and moves
+    right" is an absolute statement about frame 0. The offset is exactly 0 for frame 0, so
+    an image (T = 1: no rotation, no offset) is exactly a 2-D DiT, and a video reuses all of
+    it: frame 0 IS the image, the others are told how far after it they are.
 - adaLN-Zero: the timestep (plus the mean-pooled caption, as in SD3) gives every block a
   shift, scale and gate per channel; the gates start at zero so every block starts as the
   identity and the untrained model predicts v = 0.
@@ -38,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from minivid.rope import apply_rope, rope_angles
 
 
 @dataclass
@@ -89,18 +96,10 @@ def sincos_2d(h: int, w: int, dim: int, device=None):
     return torch.cat([sincos_1d(ys.flatten(), dim // 2), sincos_1d(xs.flatten(), dim // 2)], 1)
 
 
-def rope_time(frame, head_dim: int):
-    """cos, sin (N, head_dim/2) of RoPE angles for each token's frame index frame (N,)."""
-    freqs = 1.0 / 10000 ** (torch.arange(0, head_dim, 2, device=frame.device) / head_dim)
-    angle = frame.float()[:, None] * freqs[None]                        # (N, hs/2)
-    return angle.cos(), angle.sin()
-
-
-def apply_rope(x, cos, sin):
-    """Rotate channel pairs (i, i + hs/2) of x (B, nh, N, hs) by the angles in cos/sin."""
-    x1, x2 = x.chunk(2, dim=-1)                                         # (B, nh, N, hs/2)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)                         # bf16 under autocast
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+def frame_offset(frame, dim: int):
+    """Absolute time code of frame indices frame (N,) -> (N, dim): sincos(frame) - sincos(0),
+    exactly zero for frame 0 (so an image, T = 1, is left exactly as the 2-D DiT sees it)."""
+    return sincos_1d(frame, dim) - sincos_1d(torch.zeros_like(frame[:1]), dim)
 
 
 def modulate(x, shift, scale):
@@ -250,7 +249,10 @@ class DiT(nn.Module):
             is_clean = torch.arange(h.shape[1], device=h.device) < Nc   # (N,)
             h = h + is_clean[:, None] * self.clean                      # (B, N, D)
         frame = torch.arange(Tc + T, device=h.device).repeat_interleave(S)  # (N,)
-        rope = rope_time(frame, self.cfg.dim // self.cfg.heads) if Tc + T > 1 else None
+        rope = None
+        if Tc + T > 1:
+            rope = rope_angles(frame, self.cfg.dim // self.cfg.heads)
+            h = h + frame_offset(frame, self.cfg.dim)                   # (B, N, D)
 
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
         c = self.t_embed(t) + self.pool_proj(pooled)                    # (B, D)

@@ -136,7 +136,7 @@ def _by_attribute(videos, caps, steps) -> dict:
 
 
 def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100), n=128,
-               cfg=4.0, seed=0, sampler="euler", device="cpu", vae=None) -> dict:
+               cfg=2.0, seed=0, sampler="euler", device="cpu", vae=None) -> dict:
     """Adherence (val, test) and FD vs floor at each step count, plus training speed/MFU."""
     from minivid import fd
 

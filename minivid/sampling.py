@@ -5,7 +5,7 @@ the text-encoder and DiT configs (vocabulary included), their weights and EMA we
 VAE's path and fingerprint and the latent normalisation; this file needs nothing else:
 
     pipe = Pipeline("runs/dit_video/ckpt.pt")                 # EMA weights, VAE from extra
-    videos = pipe.generate(["a red circle moves to the left"], frames=16, steps=30, cfg=4.0)
+    videos = pipe.generate(["a red circle moves to the left"], frames=16, steps=30, cfg=2.0)
     # uint8 (N, T, H, W, 3), the same for the same seed
 
 Steps: captions -> TextEncoder -> features; Gaussian noise of the latent shape -> flow.sample
@@ -59,7 +59,7 @@ def latent_frames(frames: int, tf: int) -> int:
 
 
 @torch.no_grad()
-def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float = 4.0,
+def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float = 2.0,
                    seed: int = 0, sampler: str = "euler", allow_empty: bool = False,
                    batch_size: int = 64):
     """Prompts -> normalised latents (N, C, T, h, w), deterministic for `seed`.
@@ -121,7 +121,7 @@ class Pipeline:
         self.vae.to(self.device)
         self.shift, self.scale = extra["latent_shift"], extra["latent_scale"]
 
-    def generate(self, prompts: list[str], frames: int = 16, steps: int = 30, cfg: float = 4.0,
+    def generate(self, prompts: list[str], frames: int = 16, steps: int = 30, cfg: float = 2.0,
                  seed: int = 0, sampler: str = "euler", allow_empty: bool = False,
                  batch_size: int = 64):
         """-> uint8 (N, frames, H, W, 3); the same prompts and seed give the same videos."""

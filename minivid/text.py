@@ -14,6 +14,15 @@ checkpoint config alone rebuilds the tokenizer. Any string still tokenizes: word
 vocabulary (typos, other languages, emoji) become `<unk>`; Unicode is NFKC-normalised and
 `\\w` matches letters of every script, so "Café" and "日本" are words like any other.
 
+Why RoPE for word positions (minivid/rope.py), not a learned table: the hard part of a
+two-object caption is BINDING, "a tiny purple ball that starts on the left ...; and a large
+white triangle at the top right": the word "left" must carry "purple ball" into the DiT, so
+each word has to gather the words of its own clause. With rotary positions "attend to the
+words just before me" is one pattern that holds at every position; a learned table must
+learn it separately for each absolute position, and a 4.5-minute run does not get there.
+Measured on the tiny image stage (4.5 minutes each, batch 64): two-object position accuracy
+0.40 with a learned table, 0.91 with RoPE (README, DiT section).
+
 The null caption for classifier-free guidance is simply the encoding of the empty string:
 `<bos>` alone (allow_empty=True). The trainer replaces ~10% of captions by "" so the encoder
 learns what "no caption" means; no extra parameter is needed, and CFG at sampling time
@@ -36,6 +45,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from minivid.rope import apply_rope, rope_angles
 
 SPECIALS = ["<pad>", "<unk>", "<bos>"]   # ids 0, 1, 2 in every vocabulary
 PAD, UNK, BOS = 0, 1, 2
@@ -137,11 +148,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"),
                                  nn.Linear(4 * dim, dim))
 
-    def forward(self, x, mask):
-        """x: (B, L, D), mask: (B, L) bool -> (B, L, D)"""
+    def forward(self, x, mask, rope):
+        """x: (B, L, D), mask: (B, L) bool, rope: (cos, sin) of the word positions
+        -> (B, L, D)"""
         B, L, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads) \
                       .permute(2, 0, 3, 1, 4)                           # 3 x (B, nh, L, hs)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)              # relative positions
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))           # (B, L, D)
         return x + self.mlp(self.norm2(x))
@@ -160,7 +173,6 @@ class TextEncoder(nn.Module):
         self.cfg = cfg
         self.tokenizer = Tokenizer(cfg.vocab, cfg.max_len)
         self.tok_emb = nn.Embedding(len(cfg.vocab), cfg.dim)
-        self.pos_emb = nn.Parameter(torch.zeros(cfg.max_len, cfg.dim))   # learned, like GPT-2
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
         self.initialize_weights()
@@ -174,7 +186,6 @@ class TextEncoder(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.pos_emb, std=0.02)
         for b in self.blocks:
             for m in (b.proj, b.mlp[2]):
                 nn.init.normal_(m.weight, std=0.02 / math.sqrt(2 * self.cfg.depth))
@@ -187,15 +198,16 @@ class TextEncoder(nn.Module):
         """
         B, L = ids.shape
         assert L <= self.cfg.max_len, f"L={L} > max_len={self.cfg.max_len}"
-        x = self.tok_emb(ids) + self.pos_emb[:L]                         # (B, L, D)
+        x = self.tok_emb(ids)                                            # (B, L, D)
+        rope = rope_angles(torch.arange(L, device=ids.device), self.cfg.dim // self.cfg.heads)
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, mask, rope)
         return self.norm(x) * mask[..., None]                            # (B, L, D)
 
     def encode(self, captions: list[str], allow_empty: bool = False, length: int | None = None):
         """Captions -> (features (B, L, D), mask (B, L)) on the encoder's device."""
         ids, mask = self.tokenizer(captions, allow_empty, length)
-        device = self.pos_emb.device
+        device = self.tok_emb.weight.device
         mask = mask.to(device)
         return self(ids.to(device), mask), mask
 

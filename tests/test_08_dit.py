@@ -19,7 +19,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from minivid import flow
-from minivid.dit import PRESETS, DiT, DiTBlock, apply_rope, patchify, rope_time, unpatchify
+from minivid.dit import PRESETS, DiT, DiTBlock, frame_offset, patchify, unpatchify
+from minivid.rope import apply_rope, rope_angles
 from minivid.text import PRESETS as TEXT_PRESETS, TextEncoder, build_vocab
 
 CAPTION = "A small red circle in the top left corner moves to the right."
@@ -93,11 +94,20 @@ def test_03_image_and_video_same_weights():
 def test_04_rope_is_relative():
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
     def score(i, j):
-        return (apply_rope(q, *rope_time(torch.tensor([i]), 16))
-                * apply_rope(k, *rope_time(torch.tensor([j]), 16))).sum()
+        return (apply_rope(q, *rope_angles(torch.tensor([i]), 16))
+                * apply_rope(k, *rope_angles(torch.tensor([j]), 16))).sum()
     torch.testing.assert_close(score(3, 1), score(10, 8))
     torch.testing.assert_close(score(0, 0), (q * k).sum())      # frame 0: the identity
     assert not torch.allclose(score(3, 1), score(1, 1))
+
+
+# 4b. ... and the absolute frame code is zero for frame 0 (an image is the 2-D DiT, exactly)
+#     and different for every later frame (so frames can differ even at pure noise, where
+#     relative rotations alone cannot say which frame a token is in).
+def test_04b_frame_offset():
+    code = frame_offset(torch.arange(17), 64)                    # (17, 64)
+    assert torch.equal(code[0], torch.zeros(64))
+    assert torch.cdist(code, code).add(torch.eye(17)).min() > 0.1
 
 
 # 5. Clean conditioning frames: the output covers only the noisy frames, cond=None equals
