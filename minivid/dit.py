@@ -17,11 +17,12 @@ https://arxiv.org/abs/2310.00426):
     "one frame later" means.
   * ... and ABSOLUTE in the input: every token also gets sincos(frame) - sincos(0) added.
     RoPE alone cannot tell a token WHICH frame it is in: at high noise every frame holds
-    the same kind of noise, and attention's output is an average of values, which rotations
-    of the scores cannot stamp with a frame number. But "starts at the top left and moves
-    right" is an absolute statement about frame 0. The offset is exactly 0 for frame 0, so
-    an image (T = 1: no rotation, no offset) is exactly a 2-D DiT, and a video reuses all of
-    it: frame 0 IS the image, the others are told how far after it they are.
+    the same kind of noise, and attention only mixes those values; the rotations change
+    the mixing weights but leave no reliable frame number behind. But "starts at the top
+    left and moves right" is an absolute statement about frame 0. The offset is exactly 0
+    for frame 0, so an image (T = 1: no rotation, no offset) is exactly a 2-D DiT, and a
+    video reuses all of it: frame 0 IS the image, the others are told how far after it
+    they are.
 - adaLN-Zero: the timestep (plus the mean-pooled caption, as in SD3) gives every block a
   shift, scale and gate per channel; the gates start at zero so every block starts as the
   identity and the untrained model predicts v = 0.
