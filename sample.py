@@ -27,7 +27,8 @@ p.add_argument("--unconditional", action="store_true",
                help="allow empty prompts: sample the unconditional model (no guidance)")
 p.add_argument("--frames", type=int, default=16, help="frames per video (1 = a still image)")
 p.add_argument("--steps", type=int, default=100, help="sampler steps")
-p.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (1 = off; 2 scored best on the tiny world, higher over-sharpens shapes)")
+p.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (1 = "
+               "off; 2 scored best on the tiny world: higher costs shape accuracy)")
 p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE solver")
 p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same videos)")
 p.add_argument("--format", default="gif", choices=["gif", "mp4"], help="per-prompt file type")

@@ -13,9 +13,11 @@ One step: captions -> TextEncoder -> features; latents x0 and noise mixed at a r
 jointly (one optimizer, one EMA); a tenth of the captions are replaced by "" so the same
 network also learns the unconditional velocity that classifier-free guidance needs.
 
-CPU (tiny preset, 2 cores; image then video, ~10 minutes together):
-    python train_dit.py --stage image --vae runs/vae_t4/ckpt.pt --latents runs/latents --out runs/dit_image --steps 3000
-    python train_dit.py --stage video --vae runs/vae_t4/ckpt.pt --latents runs/latents --out runs/dit_video --init-from runs/dit_image/ckpt.pt --steps 1200
+CPU (tiny preset, 2 cores; image then video, 9 minutes together; V = --vae runs/vae_t4/ckpt.pt
+--latents runs/latents):
+    python train_dit.py --stage image $V --out runs/dit_image --minutes 4.5       # ~4,200 steps
+    python train_dit.py --stage video $V --out runs/dit_video --minutes 4.5 \
+        --init-from runs/dit_image/ckpt.pt                                         # ~1,500 steps
 One GPU:  python train_dit.py --preset small --batch-size 256 --compile ...      (bf16 autocast)
 torchrun: torchrun --standalone --nproc_per_node 8 train_dit.py --preset base --batch-size 1024 ...
 Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU).
@@ -57,7 +59,9 @@ p.add_argument("--preset", default="tiny", choices=list(DIT_PRESETS), help="mode
 p.add_argument("--steps", type=int, default=None, help="optimizer steps (the lr schedule's length)")
 p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; alone, it sets "
                "--steps from the speed of the first steps")
-p.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch, split over ranks. 32 for the tiny CPU runs: a time budget buys ~1.7x more (noisier) steps than with 64, and here more steps won (README)")
+p.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch, split over ranks. 32 "
+               "for the tiny CPU runs: a time budget buys ~1.7x the steps of batch 64, and more "
+               "steps won (README)")
 p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
 p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
 p.add_argument("--warmup", type=int, default=100, help="linear lr warmup steps")

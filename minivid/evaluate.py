@@ -119,7 +119,8 @@ def main(argv=None):
     t.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 100],
                    help="sampler step counts to score")
     t.add_argument("--n", type=int, default=128, help="prompts per set (val, test)")
-    t.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (2: the best of 1.5, 2, 3, 4 on the tiny world)")
+    t.add_argument("--cfg", type=float, default=2.0,
+                   help="classifier-free guidance scale (2: the best of 1.5, 2, 3, 4 here)")
     t.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu")
