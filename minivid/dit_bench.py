@@ -12,9 +12,11 @@ and reports
     next to its ceiling: the adherence of the VAE's own reconstructions of the real val media
     (the DiT only makes latents; the VAE decoder draws every pixel);
   - Fréchet distance of the val videos to the real val clips in the tiny-FVD probe's feature
-    space (minivid/fd.py), next to the floor: real train clips vs the same real val clips,
-    with the same number of clips (the estimate is biased by sample size, so only equal
-    sizes compare), and next to the VAE's share: its reconstructions of those train clips;
+    space (minivid/fd.py), next to the best a DiT could do: the VAE's reconstructions of
+    the same val clips the prompts describe (a DiT only makes latents; the decoder draws);
+    and next to real train clips vs val, with the same number of clips (the estimate is
+    biased by sample size, so only equal sizes compare): two real sets of DIFFERENT scenes,
+    which a prompt-following model can beat;
   - training throughput (DiT tokens/s) and MFU of a few timed training steps of the
     checkpoint's config, measured on this machine in the same run.
 An image checkpoint (stage image) is scored on the images.jsonl prompts with frames = 1
@@ -159,6 +161,8 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
     recon = decode_real(pipe, real[:n])
     out["adherence_vae_recon_val"] = float(np.mean(
         [checker.adherence(v, c) for v, c in zip(recon, prompts["val"])]))
+    if kind == "clips":  # ... and the FD ceiling: a perfect DiT would emit exactly these
+        out["fd_vae_recon_val"] = fd.frechet(fd.features(probe, recon), f_val)
     for steps in steps_list:
         t0 = time.perf_counter()
         for split, caps in prompts.items():
