@@ -19,12 +19,14 @@ from minivid.common import pick_device
 from minivid.data import save_grid, save_video
 from minivid.sampling import Pipeline
 
-p = argparse.ArgumentParser(description="Text -> video with a trained DiT.")
+p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 p.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
 p.add_argument("--prompt", action="append", default=[], help="a caption; repeat for several")
 p.add_argument("--prompts-file", default=None, help="text file, one prompt per line")
 p.add_argument("--unconditional", action="store_true",
-               help="allow empty prompts: sample the unconditional model (no guidance)")
+               help="allow empty prompts: an empty prompt samples the unconditional model "
+                    "(other prompts keep --cfg)")
 p.add_argument("--frames", type=int, default=16, help="frames per video (1 = a still image)")
 p.add_argument("--steps", type=int, default=100, help="sampler steps")
 p.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (1 = "
@@ -50,8 +52,9 @@ empty = [i for i, t in enumerate(prompts) if not t.strip()]
 if empty and not args.unconditional:
     sys.exit(f"error: prompt {empty[0] + 1} is empty; write a caption, e.g. \"A small red circle "
              "moves to the left.\", or pass --unconditional to sample without one")
-if args.unconditional and args.cfg != 1.0:
-    args.cfg = 1.0  # the empty prompt IS the unconditional branch: guidance would do nothing
+# No need to switch guidance off for empty prompts: with "" as the caption the conditional and
+# unconditional halves are the same, so CFG returns the unconditional velocity whatever the
+# scale, and the other prompts of the batch keep their --cfg.
 
 pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
 # A prompt longer than the text encoder's max_len is truncated with a warning (minivid/text.py).

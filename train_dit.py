@@ -5,19 +5,20 @@ Where it sits: tiny_data -> train_vae.py -> minivid.latents (latent cache) -> TH
   clip) and plentiful, so the model learns the text -> background / colour / shape / size /
   position mapping there, at a fifth of the cost per example.
 - `--stage video --init-from <image ckpt>` fine-tunes on clip latents (T = 5 for the t4 VAE).
-  Space and text are already learned; time enters only through RoPE in self-attention (see
-  minivid/dit.py), so video training mostly has to learn motion. Measure the pay-off with
-  `python -m minivid.dit_bench compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt`.
-One step: captions -> TextEncoder -> features; latents x0 and noise mixed at a random time t
--> DiT -> velocity; loss = |v - (noise - x0)|^2 (minivid/flow.py). The text encoder trains
-jointly (one optimizer, one EMA); a tenth of the captions are replaced by "" so the same
-network also learns the unconditional velocity that classifier-free guidance needs.
+  Space and text are already learned; frames are told apart by RoPE in self-attention and an
+  absolute frame code that is zero for frame 0 (minivid/dit.py), so frame 0 IS the image model
+  and video training mostly has to learn motion. Measure the pay-off with
+  `python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt`.
+One step (the loop below): captions -> TextEncoder; latents x0 and noise mixed at a random time
+t -> DiT -> velocity; loss = |v - (noise - x0)|^2 (minivid/flow.py, via minivid/t2v.FlowLoss).
+The text encoder trains jointly (one optimizer, one EMA); a tenth of the captions are replaced
+by "" so the same network also learns the unconditional velocity that guidance needs.
 
 CPU (tiny preset, 2 cores; image then video, 9 minutes together; V = --vae runs/vae_t4/ckpt.pt
 --latents runs/latents):
-    python train_dit.py --stage image $V --out runs/dit_image --minutes 4.5       # ~4,200 steps
+    python train_dit.py --stage image $V --out runs/dit_image --minutes 4.5
     python train_dit.py --stage video $V --out runs/dit_video --minutes 4.5 \
-        --init-from runs/dit_image/ckpt.pt                                         # ~1,500 steps
+        --init-from runs/dit_image/ckpt.pt
 One GPU:  python train_dit.py --preset small --batch-size 256 --compile ...      (bf16 autocast)
 torchrun: torchrun --standalone --nproc_per_node 8 train_dit.py --preset base --batch-size 1024 ...
 Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU).
@@ -25,28 +26,29 @@ Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU
 import argparse
 import contextlib
 import os
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from minivid import flow
-from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict,
-                                resume_checkpoint, save_checkpoint)
-from minivid.common import (all_reduce_mean, autocast, check_batch, dist_cleanup, dist_setup,
-                            measure_matmul_peak, print0, rank_rows, seed_all, shard_indices,
-                            step_generator, wrap_ddp)
+from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, resume_checkpoint
+from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, measure_matmul_peak,
+                            pick_precision, print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
-from minivid.dit import PRESETS as DIT_PRESETS
-from minivid.latents import load_latents
-from minivid.sampling import build_model, decode, sample_latents
-from minivid.text import PAD, PRESETS as TEXT_PRESETS, build_vocab
-from minivid.training import EMA, LossLog, NonFiniteGuard, StopFlag, lr_at
+from minivid.dit import PRESETS as DIT_PRESETS, DiTConfig
+from minivid.latents import decode_latents, load_latents
+from minivid.sampling import sample_latents
+from minivid.t2v import FlowLoss, build_model, make_config
+from minivid.text import PAD, build_vocab
+from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag,
+                              Throughput, adamw, batch_indices, clip_and_step, lr_at, restore_run,
+                              save_run, set_lr, warn_changed_flags)
 from minivid.vae import fingerprint, load_vae
 
-p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.")
+p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 p.add_argument("--stage", choices=["image", "video"], required=True,
                help="image: train on <latents>/train_images.pt; video: on train_clips.pt")
 p.add_argument("--vae", required=True, help="VAE checkpoint the latent cache was made with")
@@ -56,9 +58,10 @@ p.add_argument("--init-from", default=None, help="start from this DiT checkpoint
                "(e.g. the image stage's ckpt.pt for the video stage)")
 p.add_argument("--resume", action="store_true", help="continue <out>/ckpt.pt exactly")
 p.add_argument("--preset", default="tiny", choices=list(DIT_PRESETS), help="model size")
-p.add_argument("--steps", type=int, default=None, help="optimizer steps (the lr schedule's length)")
-p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; alone, it sets "
-               "--steps from the speed of the first steps")
+p.add_argument("--steps", type=int, default=None, help="optimizer steps (the lr schedule's "
+               "length); wins over --minutes")
+p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the loop: "
+               "turned into a step count ONCE, from the speed of the first 30 steps")
 p.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch, split over ranks. 32 "
                "for the tiny CPU runs: a time budget buys ~1.7x the steps of batch 64, and more "
                "steps won (README)")
@@ -72,17 +75,20 @@ p.add_argument("--t-mean", type=float, default=1.0, help="training times t = sig
                "1)); > 0 trains more at high noise, where the layout is decided")
 p.add_argument("--seed", type=int, default=0, help="seeds init, data order and noise")
 p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="autocast "
+               "dtype; auto: bf16 on CUDA, and on CPU for width >= 256 only (common.pick_precision)")
 p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
-p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward")
+p.add_argument("--grad-checkpoint", action="store_true", help="recompute blocks in backward "
+               "(less memory, ~1/3 more compute)")
+p.add_argument("--log-every", type=int, default=10, help="steps between log points: the only "
+               "steps where the ranks meet (one all-reduce) and the host reads the loss")
 p.add_argument("--eval-every", type=int, default=100, help="val loss + checkpoint every N steps")
 p.add_argument("--sample-every", type=int, default=1000, help="preview GIF every N steps (0: off)")
 args = p.parse_args()
 args.out = args.out or f"runs/dit_{args.stage}"
-if args.steps is None and args.minutes is None:
-    p.error("give --steps and/or --minutes")
 # Flags that shape the trajectory: resume with the same ones to continue it exactly.
 TRAJECTORY = ["stage", "latents", "init_from", "preset", "steps", "batch_size", "grad_accum",
-              "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "seed"]
+              "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "seed", "precision"]
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
@@ -95,12 +101,9 @@ if args.resume:
         raise ValueError(f"--resume: {ckpt_path} is a --stage {resume['args']['stage']} run; "
                          "resume it with that stage, or use another --out for "
                          f"--stage {args.stage}")
-    changed = [f"--{k.replace('_', '-')} {resume['args'].get(k)!r} -> {getattr(args, k)!r}"
-               for k in TRAJECTORY if resume["args"].get(k) != getattr(args, k)]
-    if changed:  # allowed (e.g. a lower --lr after a divergence), but say what it means
-        print0("warning: --resume with changed flags (" + ", ".join(changed) + "): the run "
-               "continues, but no longer on the exact trajectory of the original")
+    warn_changed_flags(resume["args"], args, TRAJECTORY)
 init = resume or (load_checkpoint(args.init_from, kind="dit") if args.init_from else None)
+budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
 
 # The latents: (z - shift) / scale has unit variance, which the noise schedule assumes.
 vae, _ = load_vae(args.vae)
@@ -129,217 +132,157 @@ else:
     if os.path.exists(other):
         captions += load_latents(other, vae_fp)["captions"]
     vocab = build_vocab(captions)
-text_cfg = replace(TEXT_PRESETS[args.preset], vocab=vocab)
-dit_cfg = replace(DIT_PRESETS[args.preset], in_channels=C, text_dim=text_cfg.dim,
-                  grad_checkpoint=args.grad_checkpoint)
-config = {"text": asdict(text_cfg), "dit": asdict(dit_cfg)}
+config = make_config(args.preset, vocab, C, args.grad_checkpoint)
 if init is not None:  # e.g. a "small" checkpoint into a "tiny" run: name every differing field
     saved = init["config"]
     check_config(saved["text"], config["text"], "text encoder")
-    check_config({**saved["dit"], "grad_checkpoint": args.grad_checkpoint}, config["dit"], "DiT")
+    saved_dit = asdict(DiTConfig(**saved["dit"]))  # fields added since it was saved: defaults
+    check_config({**saved_dit, "grad_checkpoint": args.grad_checkpoint}, config["dit"], "DiT")
 seed_all(args.seed)  # same init on every rank (DDP would broadcast rank 0's anyway)
 model = build_model(config).to(device)  # the raw handle: saved, EMA'd, sampled from
 # The clean-frame flag is only used with conditioning frames (clip extension); frozen here,
 # because DDP requires every trainable parameter to receive a gradient in every step.
 model["dit"].clean.requires_grad_(False)
-if init is not None:  # fine-tune from the EMA weights: that is the model we evaluated
-    load_state_strict(model, init["model"] if resume else init["ema"]["shadow"], "DiT")
 params = [q for q in model.parameters() if q.requires_grad]
-opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-ema, log, guard = EMA(model, args.ema_decay), LossLog(), NonFiniteGuard()
-step, epoch, position = 0, 0, 0  # position: examples of this epoch consumed, over all ranks
+opt = adamw(params, args.lr, betas=(0.9, 0.99))
+ema, log, guard, meter = EMA(model, args.ema_decay), LossLog(), NonFiniteGuard(), Meter()
+step = 0
 if resume:
-    opt.load_state_dict(resume["optimizer"])
-    ema.load_state_dict(resume["ema"])
-    log.load_state_dict(resume["log"])
-    step, epoch, position = resume["step"], resume["data"]["epoch"], resume["data"]["position"]
+    step = restore_run(resume, model, opt, log, ema)
+elif init is not None:  # fine-tune from the EMA weights: that is the model we evaluated
+    load_state_strict(model, init["ema"]["shadow"], "DiT")
+    ema = EMA(model, args.ema_decay)
 if args.compile:
     model["dit"].compile()  # in place: state_dict keys stay free of "_orig_mod."
-
-
-class FlowLoss(torch.nn.Module):
-    """What DDP wraps: latents + caption ids -> loss, so ONE backward all-reduces the
-    gradients of the text encoder and of the DiT together."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x0, noise, t, ids, mask):
-        """x0, noise: (B, C, T, h, w), t: (B,), ids/mask: (B, L) -> flow-matching loss."""
-        text = self.model["text"](ids, mask)                           # (B, L, D)
-        return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask)
-
-
-ddp = wrap_ddp(FlowLoss(model), dist)
+loss_fn = FlowLoss(model)
+ddp = wrap_ddp(loss_fn, dist)
+dtype = pick_precision(device, args.precision, bf16_pays_on_cpu=model["dit"].cfg.dim >= 256)
+peak = measure_matmul_peak(device, dtype)  # same run, same precision: an honest MFU denominator
 
 # Tokenize every caption once; a batch is then cut to its longest caption.
 ids_all, mask_all = model["text"].tokenizer(list(train["captions"]))  # (N, Lmax)
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
     raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
-total = args.steps or (resume["schedule"]["total"] if resume else None)
-peak = measure_matmul_peak(device)  # same run, same machine: an honest MFU denominator
 
 # Validation: fixed examples, noise and times (own generator), so the curve is smooth and
-# comparable between runs (used by `dit_bench compare`).
+# comparable between runs (used by `evaluate compare`).
 if val is not None:
     g = torch.Generator().manual_seed(1234)
     n_val = min(128, len(val["captions"]))
     val_x = ((val["latents"][:n_val].float() - shift) / scale).to(device)
     val_noise = torch.randn(val_x.shape, generator=g).to(device)
     val_t = torch.sigmoid(args.t_mean + torch.randn(n_val, generator=g)).to(device)
-    val_ids, val_mask = model["text"].tokenizer(list(val["captions"][:n_val]))
-    val_ids, val_mask = val_ids.to(device), val_mask.to(device)
-    preview_prompts = list(val["captions"][:8])
+    val_ids, val_mask = (v.to(device) for v in model["text"].tokenizer(list(val["captions"][:n_val])))
 
 
 @torch.no_grad()
 def val_loss():
-    total_loss = 0.0
+    total = 0.0
     for i in range(0, n_val, 64):
         s = slice(i, i + 64)
-        with autocast(device):
-            text = model["text"](val_ids[s], val_mask[s])
-            loss = flow.loss(model["dit"], val_x[s], val_noise[s], val_t[s], text=text,
-                             text_mask=val_mask[s])
-        total_loss += loss.item() * len(val_x[s])
-    return total_loss / n_val
+        with autocast(device, dtype):
+            total += loss_fn(val_x[s], val_noise[s], val_t[s], val_ids[s], val_mask[s]).item() \
+                * len(val_x[s])
+    return total / n_val
 
 
 def save():
-    """Rank 0 writes. No RNG state is saved: a step's randomness is a function of (seed, step)
-    (see the loop), so a resumed run draws the same numbers from the step it resumes at."""
-    if dist.is_main:
-        save_checkpoint(ckpt_path, {
-            "kind": "dit", "config": config, "model": model.state_dict(), "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(), "step": step, "args": vars(args),
-            "data": {"epoch": epoch, "position": position}, "log": log.state_dict(),
-            "schedule": {"total": total, "warmup": args.warmup, "lr": args.lr},
-            "extra": {"vae": os.path.abspath(args.vae), "vae_fingerprint": vae_fp,
-                      "latents": {k: os.path.abspath(v) for k, v in paths.items()},
-                      "latent_shift": shift, "latent_scale": scale, "latent_hw": [h, w],
-                      "latent_frames": T,
-                      "frames": int(train["frames"]), "stage": args.stage}})
-        log.plot(os.path.join(args.out, "loss.png"))
+    save_run(ckpt_path, dist, kind="dit", config=config, model=model, opt=opt, step=step,
+             args=args, log=log, budget=budget, ema=ema, extra={
+                 "vae": os.path.abspath(args.vae), "vae_fingerprint": vae_fp,
+                 "latents": {k: os.path.abspath(v) for k, v in paths.items()},
+                 "latent_shift": shift, "latent_scale": scale, "latent_hw": [h, w],
+                 "latent_frames": T, "frames": int(train["frames"]), "stage": args.stage})
 
 
 def preview():
     ema_model = build_model(config).to(device)
     ema.copy_to(ema_model)
-    z = sample_latents(ema_model.eval(), preview_prompts, (C, T, h, w), steps=30, cfg=2.0)
-    videos = decode(vae, z, shift, scale, int(train["frames"]))
-    save_grid(os.path.join(args.out, f"samples_{step:06d}.gif"), videos, preview_prompts)
+    prompts = list(val["captions"][:8])
+    z = sample_latents(ema_model.eval(), prompts, (C, T, h, w), steps=30, cfg=2.0)
+    videos = decode_latents(vae, z * scale + shift, int(train["frames"]))
+    save_grid(os.path.join(args.out, f"samples_{step:06d}.gif"), videos, prompts)
 
 
 # ----------------------------------------------------------------------------- train
-S = T * (h // dit_cfg.patch) * (w // dit_cfg.patch)  # DiT tokens per example
+S = T * (h // model["dit"].cfg.patch) * (w // model["dit"].cfg.patch)  # DiT tokens per example
 print0(f"{args.stage} stage: {N} examples of {tuple(X.shape[1:])} latents ({S} tokens), "
        f"{sum(q.numel() for q in params) / 1e6:.2f}M params, world size {dist.world_size}, "
-       f"batch {args.batch_size}, peak matmul {peak / 1e9:.1f} GFLOP/s on {device}")
+       f"batch {args.batch_size}, {dtype}, peak matmul {peak / 1e9:.1f} GFLOP/s on {device}")
 if step == 0 and val is not None and dist.is_main:
     log.append(0, val=val_loss())  # where the curve starts: init (or the --init-from model)
-start, t_start = step, time.perf_counter()
-tok_s = mfu = 0.0
+budget.start(step)
+speed = Throughput(peak, dist.world_size)
+bar = tqdm(total=budget.total, initial=step, disable=not dist.is_main, desc=args.stage)
 stopping = False
-timed = {"seconds": 0.0, "flops": 0.0, "tokens": 0}  # steps after the first 3 of this process
-bar = tqdm(total=total, initial=step, disable=not dist.is_main, desc=args.stage)
 with StopFlag() as stop:
-    while total is None or step < total:
-        t0 = time.perf_counter()
-        lr = lr_at(step, args.warmup, total or 10**9, args.lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        order = shard_indices(N, dist, epoch, args.seed)  # a function of (seed, epoch) only
-        if position // dist.world_size + B > len(order):  # epoch done: next permutation
-            epoch, position = epoch + 1, 0
-            order = shard_indices(N, dist, epoch, args.seed)
-        idx = torch.tensor(order[position // dist.world_size:][:B])  # (B,) this rank's examples
-        position += B * dist.world_size
+    while budget.total is None or step < budget.total:
+        lr = lr_at(step, args.warmup, budget.total, args.lr)
+        set_lr(opt, lr)
+        idx = batch_indices(N, args.batch_size, step, args.seed, dist)   # (B,) this rank's examples
         # The step's randomness, drawn for the GLOBAL batch from a generator seeded by (seed,
         # step); this rank keeps its rows. So 1 process and N take the same trajectory, and a
-        # resumed run draws exactly what the uninterrupted one did (minivid.common).
+        # resumed run draws exactly what the uninterrupted one did (minivid/common.py).
         g_cpu = step_generator(args.seed, step)
         g_dev = step_generator(args.seed, step, device, stream=1)
         mine = rank_rows(dist)
-        drop_all = torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout
-        t_all = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)
-        noise_all = torch.randn((args.batch_size, C, T, h, w), generator=g_dev, device=device)
-        rand = [r.chunk(args.grad_accum) for r in (drop_all[mine], t_all[mine], noise_all[mine])]
-        flops, loss_sum = 0.0, 0.0
-        for k, (micro, drop, t, noise) in enumerate(zip(idx.chunk(args.grad_accum), *rand)):
-            ids, mask = ids_all[micro].clone(), mask_all[micro].clone()   # (b, Lmax)
-            ids[drop, 1:], mask[drop, 1:] = PAD, False  # dropped caption -> "": <bos> alone
-            L = int(mask.sum(1).max())
+        drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
+        t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]
+        noise = torch.randn((args.batch_size, C, T, h, w), generator=g_dev, device=device)[mine]
+        loss_sum = 0.0
+        for k, micro in enumerate(torch.arange(B).chunk(args.grad_accum)):
+            ids, mask = ids_all[idx[micro]].clone(), mask_all[idx[micro]].clone()   # (b, Lmax)
+            ids[drop[micro], 1:], mask[drop[micro], 1:] = PAD, False  # "": <bos> alone
+            L = int(mask.sum(1).max())  # cut to the longest caption (CPU tensors: no sync)
             if args.compile:  # few distinct shapes, few recompilations: L up to a multiple of 8
                 L = min(-(-L // 8) * 8, ids.shape[1])
-            ids, mask = ids[:, :L].to(device), mask[:, :L].to(device)  # (b, L)
             # DDP all-reduces the gradients in backward; with accumulation only the last
             # micro-batch's backward needs to (no_sync skips it for the others).
             last = k == args.grad_accum - 1 or dist.world_size == 1
             with contextlib.nullcontext() if last else ddp.no_sync():
-                with autocast(device):
-                    loss = ddp(X[micro].to(device), noise, t.to(device), ids, mask)
-                    loss = loss / args.grad_accum
+                with autocast(device, dtype):
+                    loss = ddp(X[idx[micro]].to(device), noise[micro], t[micro].to(device),
+                               ids[:, :L].to(device), mask[:, :L].to(device)) / args.grad_accum
                 loss.backward()
             loss_sum += loss.detach()
-            flops += len(micro) * (model["dit"].flops(T, h, w, L) + model["text"].flops(L))
-        loss = all_reduce_mean(loss_sum, dist)  # every rank gets the same verdict below
-        if guard.check(loss, step):
-            # Clip the gradient norm at 1: one rare huge gradient cannot throw the weights far.
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            # EMA warmup (as in timm / TF): early weights move fast, and a 0.999 average
-            # would still hold much of the random init after a short run.
-            ema.decay = min(args.ema_decay, (1 + step) / (10 + step))
-            ema.update(model)
-            log.append(step, loss=loss, grad_norm=grad_norm)
+            speed.add(loss_fn.flops(len(micro), T, h, w, L), len(micro) * S)
+        grad_norm = clip_and_step(opt, params)  # a non-finite step is skipped, on the device
         opt.zero_grad(set_to_none=True)
+        ema.update(model, step)
+        meter.add(step, loss=loss_sum, grad_norm=grad_norm)
         step += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step - start > 3:
-            timed["seconds"] += time.perf_counter() - t0
-            timed["flops"] += all_reduce_mean(flops, dist) * dist.world_size
-            timed["tokens"] += S * args.batch_size
-        if step - start == 5:
-            t_5 = time.perf_counter()  # the first steps are slow (allocation): time from here
-        if total is None and step - start == max(args.warmup, 20):
-            # --minutes alone: fix the schedule's length from the speed so far. At the end of
-            # the warmup, because the warmup's lr does not depend on the length; 7% spare for
-            # the val losses, previews and checkpoints on the way (they took ~5% in the
-            # tiny runs: with 3% the budget ran out first and the lr never finished decaying).
-            per_step = all_reduce_mean((time.perf_counter() - t_5) / (step - start - 5), dist)
-            left = args.minutes * 60 - (time.perf_counter() - t_start)
-            total = max(step + 1, step + int(0.93 * left / per_step))
-            bar.total = total
-        tok_s = timed["tokens"] / max(timed["seconds"], 1e-9)
-        mfu = timed["flops"] / max(timed["seconds"], 1e-9) / (peak * dist.world_size)
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}",
-                        mfu=f"{mfu:.0%}")
-        # Both collectives, so every rank takes the same branch (or one would wait forever).
-        stopping = stop.should_stop(dist)
-        out_of_time = bool(args.minutes) and all_reduce_mean(
-            float(time.perf_counter() - t_start > args.minutes * 60), dist) > 0
-        done = step == total or out_of_time
-        periodic = (step % args.eval_every == 0 or done) and guard.in_a_row == 0
-        if periodic and val is not None and dist.is_main:
-            log.append(step, val=val_loss())
-        if periodic or stopping:  # never mid-divergence: that keeps the last good checkpoint
-            save()
+        bar.update()
+        if budget.plan(step, dist):  # --minutes alone: the step count is fixed now, once
+            bar.total = budget.total
+        every = (args.log_every, args.eval_every, args.sample_every)
+        if step != budget.total and not any(k and step % k == 0 for k in every):
+            continue
+        # ------------------------------------------------------------- a log point
+        logged, flags = meter.sync(dist, stop=bool(stop))  # the interval's one all-reduce
+        guard.check(logged)  # too many skipped steps in a row: a clear error
+        log.extend(logged.pop("steps"), **logged)
+        rate = speed.lap()
+        bar.set_postfix(loss=f"{logged['loss'][-1]:.4f}", lr=f"{lr:.2e}",
+                        tok_s=f"{rate['tokens_per_s']:.0f}", mfu=f"{rate['mfu']:.0%}")
+        stopping, done = flags["stop"], step == budget.total
+        if (step % args.eval_every == 0 or done or stopping) and guard.in_a_row == 0:
+            if val is not None and dist.is_main:
+                log.append(step, val=val_loss())
+            save()  # never mid-divergence: that keeps the last good checkpoint
         if dist.is_main and val is not None and args.sample_every and \
                 (step % args.sample_every == 0 or done):
             preview()
-        if stopping or out_of_time:
+        speed.restart()
+        if stopping:
             break
 bar.close()
 if stopping:
-    print0(f"{stop.signal or 'stop signal'}: saved {ckpt_path} at step {step}; "
+    print0(f"{stop.signal or 'a signal on another rank'}: saved {ckpt_path} at step {step}; "
            "continue with the same command + --resume")
-minutes = (time.perf_counter() - t_start) / 60
-print0(f"done: step {step}/{total} in {minutes:.2f} min, {guard.skipped} skipped steps; "
-       f"train loss (last 50) {np.mean(log.series['loss']['value'][-50:]):.4f}; "
-       f"{tok_s:.0f} tokens/s, {timed['flops'] / max(timed['seconds'], 1e-9) / 1e9:.1f} "
-       f"GFLOP/s, MFU {mfu:.1%} of the measured {peak / 1e9:.1f} GFLOP/s matmul peak")
+rate = speed.report()
+print0(f"done: step {step}/{budget.total}, {guard.skipped} skipped steps; train loss (last 50) "
+       f"{np.mean(log.series['loss']['value'][-50:]):.4f}; {rate['tokens_per_s']:.0f} tokens/s, "
+       f"{rate['gflops']:.1f} GFLOP/s, MFU {rate['mfu']:.1%} of the measured "
+       f"{peak / 1e9:.1f} GFLOP/s {dtype} matmul peak")
 dist_cleanup()

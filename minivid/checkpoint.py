@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -38,7 +39,11 @@ import torch
 FORMAT = 1  # bump when the layout of the dict changes, and say how to convert old files
 
 # Which script makes a checkpoint of each kind: used in "train one first" hints.
-_MADE_BY = {"vae": "python train_vae.py", "dit": "python train_dit.py"}
+_MADE_BY = {"vae": "python train_vae.py", "dit": "python train_dit.py",
+            "latents": "python -m minivid.latents"}
+# Where the README's commands put each kind: the example in a wrong-kind error.
+_EXAMPLE = {"vae": "runs/vae_t4/ckpt.pt", "dit": "runs/dit_video/ckpt.pt",
+            "latents": "runs/latents/train_clips.pt"}
 
 # ----------------------------------------------------------------------------- save
 
@@ -113,7 +118,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     and the fix. Move tensors to the device after loading (model.to(device) does it).
     """
     path = Path(path)
-    made_by = _MADE_BY.get(kind, "the matching train_*.py script")
+    made_by = _MADE_BY.get(kind, "the script that makes it")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; pass the checkpoint file inside it, "
                                 f"e.g. {path / 'ckpt.pt'}")
@@ -125,6 +130,15 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found is None and not zipfile.is_zipfile(path) and _starts_like_pickle(path):
+            # Not torch.save's zip layout but a bare pickle (pickle.dump): it may hold any
+            # object, and loading one can run code. Not "corrupt": made by other means.
+            raise ValueError(
+                f"refused to load {path}: it is a bare Python pickle (written by pickle.dump, "
+                "not torch.save), which can run arbitrary code when loaded, so "
+                "torch.load(weights_only=True) rejected it. minivid checkpoints are written "
+                "by minivid.checkpoint.save_checkpoint; if you trust this file's source, load "
+                "it yourself and re-save its tensors with save_checkpoint") from None
         if found is None:  # the unpickler choked on garbage bytes, not on a code object
             raise ValueError(_corrupt(path, "unreadable pickle data")) from e
         raise ValueError(
@@ -150,8 +164,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
                          f"format {FORMAT}; {fix}")
     if kind is not None and ckpt["kind"] != kind:
         raise ValueError(f"{path} is a {ckpt['kind']!r} checkpoint but a {kind!r} checkpoint "
-                         f"is needed here; pass the {kind} checkpoint instead (made by "
-                         f"{made_by}, e.g. runs/train_{kind}/ckpt.pt)")
+                         f"is needed here; pass the {kind} file instead (made by "
+                         f"{made_by}, e.g. {_EXAMPLE.get(kind, 'runs/<run>/ckpt.pt')})")
     return ckpt
 
 
@@ -166,6 +180,13 @@ def resume_checkpoint(run_dir: str | os.PathLike, kind: str) -> dict:
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; drop --resume to start "
                                 "a new run, or point --out at the run folder to continue")
     return load_checkpoint(path, kind=kind)
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    """A pickle of protocol 2+ starts with the PROTO opcode 0x80 and its version byte."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _corrupt(path: Path, detail: str) -> str:

@@ -9,9 +9,10 @@ Where it sits: every training / sampling script starts with
     ...                                      # each step:
     g = step_generator(args.seed, step)      # the step's randomness, for the GLOBAL batch
     noise = torch.randn(global_batch, ..., generator=g)[rank_rows(dist)]   # keep my rows
-    with autocast(dist.device):              # bf16 on CUDA, plain fp32 on CPU
+    dtype = pick_precision(dist.device, args.precision, bf16_pays_on_cpu=...)  # the policy
+    with autocast(dist.device, dtype):       # bf16 where it pays, plain fp32 elsewhere
         loss = ddp_model(x, noise)
-    print0(f"loss {all_reduce_mean(loss.item(), dist):.4f}")
+    print0(f"loss {all_reduce(loss.detach(), dist).item():.4f}")   # at log points only
     dist_cleanup()
 
 The same script runs three ways without a single code change:
@@ -58,22 +59,59 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ValueError(
                 f"device {name!r} requested but torch sees no GPU (torch {torch.__version__}); "
                 "pass --device cpu, or install a CUDA build of torch")
-        torch.backends.cuda.matmul.fp32_precision = "tf32"
-        torch.backends.cudnn.conv.fp32_precision = "tf32"
+        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+            torch.backends.cuda.matmul.fp32_precision = "tf32"
+            torch.backends.cudnn.conv.fp32_precision = "tf32"
+        else:  # the older switches, deprecated since 2.9
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
     return device
 
 
-def autocast(device: torch.device | str):
-    """Mixed precision context: bf16 autocast on CUDA, a no-op on CPU.
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read from Linux's
+    /proc/cpuinfo. Without it torch emulates bf16 on CPU, several times slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: assume emulated
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    bf16 keeps float32's exponent range, so unlike fp16 it needs no loss scaler. On CPU we
-    stay in float32: CPU bf16 matmuls are often slower and the tiny presets do not need it.
-    Weights and optimizer state stay float32 either way; only the ops inside run in bf16.
+
+def pick_precision(device: torch.device | str, flag: str = "auto",
+                   bf16_pays_on_cpu: bool = False) -> torch.dtype:
+    """THE precision policy: the dtype autocast runs matmuls in, for one model on one device.
+
+    flag "fp32" / "bf16" forces it; "auto" decides by measurement, not habit:
+    - CUDA: bf16. Tensor cores run bf16 many times faster than fp32, and bf16 keeps fp32's
+      exponent range, so unlike fp16 it needs no loss scaler.
+    - CPU: bf16 only where the caller measured that it pays (`bf16_pays_on_cpu`) AND the CPU
+      has bf16 hardware. On this project's CPU (AVX512-BF16) a bf16 matmul runs at ~850
+      GFLOP/s against ~205 for fp32 (512-1024 square), yet a whole training step also pays
+      for the casts around every op: the VAE trains ~1.6x faster in bf16 (same PSNR), the
+      `small` DiT (width 384) 1.84x, but the `tiny` DiT (width 128) only 0.84x: its matmuls
+      are too small for the speed-up to beat the casts. So each trainer says which case it
+      is in (train_vae.py: yes; train_dit.py: width >= 256).
+    Weights and optimizer state stay fp32 either way; only the ops inside autocast change.
     """
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if flag not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision {flag!r}: choose auto, fp32 or bf16")
+    if flag == "auto":
+        if device.type == "cuda":
+            flag = "bf16"
+        else:
+            flag = "bf16" if bf16_pays_on_cpu and cpu_has_bf16() else "fp32"
+    return torch.bfloat16 if flag == "bf16" else torch.float32
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype = torch.float32):
+    """Mixed-precision context for `dtype` (from pick_precision); fp32 is a plain no-op."""
+    device = torch.device(device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_all(seed: int) -> None:
@@ -83,7 +121,7 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds all CUDA devices
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     """Wait for queued GPU work; CUDA calls are asynchronous, so timers need this."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -97,8 +135,9 @@ def measure_matmul_peak(device: torch.device | str, dtype: torch.dtype | None = 
     the same run, instead of reading a spec sheet, makes MFU honest on any machine: a CPU, a
     throttled laptop GPU or an H100 all get a peak they can actually reach.
     One matmul of two (n, n) matrices costs 2 n^3 FLOPs (a multiply and an add per term).
-    Defaults: bf16 with n = 8192 on CUDA (what autocast uses), float32 with n = 512 on CPU.
-    We report the best of 3 repeats so one hiccup from another process does not count.
+    Pass the dtype the run computes in (pick_precision): MFU is only meaningful against the
+    peak of the precision actually used. Defaults: bf16 with n = 8192 on CUDA, float32 on CPU;
+    n = 512 on CPU. We report the best of 3 repeats so one hiccup from another process does not count.
     """
     device = torch.device(device)
     if dtype is None:
@@ -110,11 +149,11 @@ def measure_matmul_peak(device: torch.device | str, dtype: torch.dtype | None = 
     a @ b  # warm-up: the first call pays for kernel selection / allocation
     best = float("inf")
     for _ in range(3):
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         for _ in range(iters):
             a @ b
-        _sync(device)
+        sync_device(device)
         best = min(best, (time.perf_counter() - t0) / iters)
     return 2 * n**3 / best
 
@@ -179,20 +218,25 @@ def print0(*args, **kwargs) -> None:
         print(*args, **kwargs)
 
 
-def all_reduce_mean(value, dist: Dist):
-    """Average a float or a tensor over all ranks; returns the same kind it was given.
+def all_reduce(value, dist: Dist, op: str = "mean"):
+    """Combine a float or a tensor over all ranks ("mean", "sum" or "max"); returns the same
+    kind it was given.
 
     Every rank must call this at the same point (it is a collective: it blocks until all
-    ranks arrive). With one process it returns `value` unchanged and costs nothing.
+    ranks arrive), so the loops call it only at log points (training.Meter). With one process
+    it returns `value` unchanged and costs nothing.
     """
+    if op not in ("mean", "sum", "max"):
+        raise ValueError(f"op {op!r}: choose mean, sum or max")
     if dist.world_size == 1:
         return value
     is_tensor = torch.is_tensor(value)
-    # float64 so a mean of many ranks loses nothing; NCCL needs the tensor on the GPU.
+    # float64 so a sum of many ranks loses nothing; NCCL needs the tensor on the GPU.
     # copy=True: all_reduce works in place and must never touch the caller's tensor.
     t = torch.as_tensor(value).detach().to(dist.device, torch.float64, copy=True)
-    tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
-    t /= dist.world_size
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX if op == "max" else tdist.ReduceOp.SUM)
+    if op == "mean":
+        t /= dist.world_size
     if is_tensor:
         return t.to(value.device, value.dtype)
     return t.item()
@@ -208,8 +252,30 @@ def wrap_ddp(model: torch.nn.Module, dist: Dist) -> torch.nn.Module:
     if dist.world_size == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
+    for q in model.parameters():
+        if q.requires_grad:
+            q.register_hook(_standard_strides)
     device_ids = [dist.local_rank] if dist.device.type == "cuda" else None
-    return DDP(model, device_ids=device_ids)
+    return DDP(model, device_ids=device_ids, gradient_as_bucket_view=True)
+
+
+def _standard_strides(grad: torch.Tensor) -> torch.Tensor:
+    """The same gradient, viewed with the standard row-major strides (free: no copy).
+
+    Some CPU kernels (oneDNN's weight gradients of 1x1 and depthwise convs) return contiguous
+    gradients whose strides differ from the weight's in dimensions of size 1, e.g. (256, 1,
+    256, 256) for a (1024, 256, 1, 1) weight: the same numbers in the same order, since a
+    size-1 dimension is never stepped along. DDP compares strides exactly, then copies every
+    such gradient into its bucket and warns "Grad strides do not match bucket view strides"
+    on every step. Re-viewing it first costs nothing and keeps the gradient a bucket view.
+    """
+    if not grad.is_contiguous():
+        return grad
+    strides, step = [], 1
+    for size in reversed(grad.shape):
+        strides.insert(0, step)
+        step *= size
+    return grad if list(grad.stride()) == strides else grad.as_strided(grad.shape, strides)
 
 
 def check_batch(global_batch: int, dist: Dist) -> int:
@@ -228,36 +294,13 @@ def check_batch(global_batch: int, dist: Dist) -> int:
     return global_batch // dist.world_size
 
 
-def shard_indices(n: int, dist: Dist, epoch: int, seed: int, shuffle: bool = True) -> list[int]:
-    """This rank's share of dataset indices 0 .. n-1 for one epoch.
-
-    Every rank builds the SAME permutation (seeded by (seed, epoch), no communication
-    needed), then takes every world_size-th element starting at its rank. So the shards are
-    disjoint, together they cover the epoch, and a new epoch gives a new order.
-    The last n % world_size indices of the permutation are dropped so every rank gets the
-    same count: DDP ranks must take the same number of steps or the all-reduce hangs.
-    With shuffling, *which* indices are dropped changes every epoch.
-    """
-    per_rank = n // dist.world_size
-    if per_rank == 0:
-        raise ValueError(f"dataset of {n} items is too small for {dist.world_size} ranks; "
-                         "use more data or fewer processes")
-    if shuffle:
-        # A (seed, epoch) pair seeds numpy's SeedSequence: distinct pairs, distinct streams.
-        order = np.random.default_rng([seed, epoch]).permutation(n)
-    else:
-        order = np.arange(n)
-    order = order[: per_rank * dist.world_size]
-    return order[dist.rank :: dist.world_size].tolist()
-
-
 def step_generator(seed: int, step: int, device: torch.device | str = "cpu",
                    stream: int = 0) -> torch.Generator:
     """A random generator seeded by (seed, step, stream): all the randomness of one step.
 
     The trick that makes runs reproducible across process counts and restarts. Every rank
     draws the noise, times and dropout of the WHOLE global batch from this generator, then
-    keeps its own rows with rank_rows (the same rows shard_indices gives it data for). So
+    keeps its own rows with rank_rows (the same rows training.batch_indices gives it data for). So
     example i of step s gets the same numbers whether 1 or 8 processes share the batch, and
     a resumed run continues the exact trajectory without restoring any RNG state: step s
     draws what it would have drawn anyway. The price, drawing world_size times more random
@@ -276,7 +319,7 @@ def step_generator(seed: int, step: int, device: torch.device | str = "cpu",
 def rank_rows(dist: Dist) -> slice:
     """This rank's rows of a tensor drawn for the whole global batch: rows rank, rank + W, ...
 
-    It matches shard_indices, which deals the epoch's permutation out in the same way: the
+    It matches training.batch_indices, which deals the global batch out in the same way: the
     j-th example of rank r is example r + j * world_size of the global batch.
     """
     return slice(dist.rank, None, dist.world_size)

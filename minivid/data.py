@@ -208,7 +208,10 @@ def read_folder(folder, skip_bad=False):
     records, problems = [], []
     for p in paths:
         txt = os.path.splitext(p)[0] + ".txt"
-        caption = open(txt, encoding="utf-8").read().strip() if os.path.exists(txt) else None
+        caption = None
+        if os.path.exists(txt):
+            with open(txt, encoding="utf-8") as f:  # closed at once: a folder may hold 100,000
+                caption = f.read().strip()
         if caption:
             records.append({"media": p, "caption": caption})
         else:

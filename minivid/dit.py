@@ -33,6 +33,10 @@ https://arxiv.org/abs/2310.00426):
   per-token timestep: per-token adaLN would need a (B, N, 6D) modulation per block, 6x the
   activations, while the flag costs nothing. They reach the output only through attention,
   and only the noisy frames' tokens are decoded.
+- Step size (distilled students only, `step_input=True`): a few-step student
+  (minivid/distillation.py) also gets the jump size d, embedded like t and added to the
+  adaLN condition; its embedding starts at exactly zero, so a student loaded with the
+  teacher's weights IS the teacher until distillation trains it.
 Everything uses F.scaled_dot_product_attention; `grad_checkpoint=True` recomputes each block
 in the backward pass (less memory, ~1/3 more compute).
 
@@ -58,6 +62,7 @@ class DiTConfig:
     heads: int = 4
     mlp_ratio: int = 4
     grad_checkpoint: bool = False  # activation checkpointing of each block when training
+    step_input: bool = False  # a distilled student: forward takes the step size d as well
 
 
 PRESETS = {
@@ -183,6 +188,8 @@ class DiT(nn.Module):
         D, p, C = cfg.dim, cfg.patch, cfg.in_channels
         self.x_embed = nn.Linear(C * p * p, D)          # a stride-p conv, written as a Linear
         self.t_embed = TimestepEmbedder(D)
+        if cfg.step_input:                               # step size d, minivid/distillation.py
+            self.d_embed = TimestepEmbedder(D)
         self.text_proj = nn.Linear(cfg.text_dim, D)     # text features -> DiT width
         self.pool_proj = nn.Linear(cfg.text_dim, D)     # pooled caption -> adaLN condition
         self.clean = nn.Parameter(torch.zeros(D))       # added to clean conditioning tokens
@@ -203,6 +210,14 @@ class DiT(nn.Module):
         # Timestep MLP: N(0, 0.02) as in DiT; sin-cos inputs are already O(1).
         for m in self.t_embed.mlp[0::2]:
             nn.init.normal_(m.weight, std=0.02)
+        # Step-size MLP: same first layer, but the LAST layer at 0, so its output is exactly 0
+        # for every d and a student holding the teacher's weights predicts exactly what the
+        # teacher does: distillation starts from a working sampler and only has to learn the
+        # correction for big jumps. (The first layer's output is nonzero, so the last layer
+        # still gets gradients and the embedding wakes up at the first step, as adaLN-Zero.)
+        if self.cfg.step_input:
+            nn.init.normal_(self.d_embed.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.d_embed.mlp[2].weight), nn.init.zeros_(self.d_embed.mlp[2].bias)
         # The clean-frame flag is a small random vector, like a learned position embedding.
         nn.init.normal_(self.clean, std=0.02)
         # adaLN-Zero: shift, scale and gate of every block start at 0, so each residual branch
@@ -216,13 +231,15 @@ class DiT(nn.Module):
         for m in (self.final_ada[1], self.final):
             nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
 
-    def forward(self, x, t, text, text_mask, cond=None):
+    def forward(self, x, t, text, text_mask, cond=None, d=None):
         """
         x:         (B, C, T, H, W) noisy latents at time t (H, W even)
         t:         (B,) flow time in [0, 1]: 0 = data, 1 = noise (minivid/flow.py)
         text:      (B, L, Dt) text features from minivid.text.TextEncoder
         text_mask: (B, L) bool, True for real tokens
         cond:      (B, C, Tc, H, W) clean latent frames that come before x, or None
+        d:         (B,) step size of a distilled student's jump (only with step_input=True);
+                   None adds nothing: the step_input model then runs its teacher pathway
         returns    (B, C, T, H, W) predicted velocity (noise - data) for the noisy frames
         """
         B, C, T, H, W = x.shape
@@ -238,6 +255,12 @@ class DiT(nn.Module):
             raise ValueError(f"text {tuple(text.shape)} / text_mask {tuple(text_mask.shape)}: "
                              f"expected (B, L, {self.cfg.text_dim}) and (B, L); set "
                              "DiTConfig.text_dim = TextConfig.dim")
+        if d is not None and not self.cfg.step_input:
+            raise ValueError("got a step size d, but this DiT was built without a step input; "
+                             "build the student with DiTConfig(step_input=True) (see "
+                             "minivid.distillation.student_config) or drop d for the teacher")
+        if d is not None and d.shape != (B,):
+            raise ValueError(f"d {tuple(d.shape)}: expected one step size per sample, ({B},)")
         Tc = 0 if cond is None else cond.shape[2]
         if Tc:
             x = torch.cat([cond, x], dim=2)                             # (B, C, Tc + T, H, W)
@@ -257,6 +280,8 @@ class DiT(nn.Module):
 
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
         c = self.t_embed(t) + self.pool_proj(pooled)                    # (B, D)
+        if d is not None:
+            c = c + self.d_embed(d)                                     # (B, D)
         ctx = self.text_proj(text)                                      # (B, L, D)
         for block in self.blocks:
             if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
@@ -280,7 +305,8 @@ class DiT(nn.Module):
           per token:      K * 14 D^2 (qkv 3, out 1, cross q 1, cross out 1, mlp 8 D^2)
                           + p^2 C D (patch embedding);  final layer p^2 C D per Nt token
           per text token: Dt D + K * 2 D^2 (text projection, cross k and v)
-          per sample:     adaLN K * 6 D^2 + 2 D^2, timestep MLP 256 D + D^2, pooling Dt D
+          per sample:     adaLN K * 6 D^2 + 2 D^2, timestep MLP 256 D + D^2, pooling Dt D,
+                          with step_input another 256 D + D^2 for the step-size MLP
           attention:      K * 4 D (N^2 + N L)  (scores q k^T and the weighted sum a v)
         FLOPs = 3 * 2 * (sum of the matmul terms) + 3 * attention. Elementwise ops, norms and
         softmax are left out (the usual MFU convention); grad_checkpoint adds a forward but
@@ -291,7 +317,8 @@ class DiT(nn.Module):
         N, Nt = (Tc + T) * S, T * S
         macs = (N * (K * 14 * D * D + p * p * C * D) + Nt * p * p * C * D
                 + L * (Dt * D + K * 2 * D * D)
-                + K * 6 * D * D + 2 * D * D + 256 * D + D * D + Dt * D)
+                + K * 6 * D * D + 2 * D * D + 256 * D + D * D + Dt * D
+                + self.cfg.step_input * (256 * D + D * D))
         attention = K * 4 * D * (N * N + N * L)
         return 3 * (2 * macs + attention)
 

@@ -23,10 +23,9 @@ An image checkpoint (stage image) is scored on the images.jsonl prompts with fra
 (no FD: the probe is a video model).
 
     python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt            # CPU, minutes
-    python -m minivid.dit_bench compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt \\
+    python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt \\
         --out runs/image_first.png          # does the image stage pay off? (step ratio)
 """
-import argparse
 import json
 import os
 import time
@@ -36,10 +35,12 @@ import torch
 from matplotlib.figure import Figure
 
 from minivid import checker, flow
-from minivid.common import measure_matmul_peak
-from minivid.data import to_float, to_uint8
-from minivid.sampling import Pipeline, build_model
-from minivid.vae import pad_frames
+from minivid.common import autocast, measure_matmul_peak, pick_precision, sync_device
+from minivid.data import to_uint8
+from minivid.latents import roundtrip
+from minivid.sampling import Pipeline
+from minivid.t2v import FlowLoss, build_model, make_config
+from minivid.training import adamw, clip_and_step
 
 
 def _captions(manifest, n):
@@ -48,37 +49,40 @@ def _captions(manifest, n):
 
 
 def train_speed(config: dict, shape: tuple[int, int, int, int], captions: list[str],
-                batch_size: int, device="cpu", steps: int = 8, compile: bool = False) -> dict:
-    """Time `steps` training steps (forward, backward, AdamW) of a text encoder + DiT built from
-    `config` on random latents of `shape` (C, T, h, w), with autocast as in train_dit.py ->
-    tokens/s, samples/s, achieved FLOP/s, peak memory, and MFU against measure_matmul_peak
-    measured now, on this machine, in this process."""
-    from minivid.common import autocast
-
+                batch_size: int, device="cpu", steps: int = 8, compile: bool = False,
+                precision: str = "auto") -> dict:
+    """Time `steps` training steps of a text encoder + DiT built from `config` on random
+    latents of `shape` (C, T, h, w): the SAME loss (t2v.FlowLoss), optimizer (training.adamw),
+    clipping + step (training.clip_and_step) and precision policy as train_dit.py ->
+    tokens/s, samples/s, achieved FLOP/s, peak memory, and MFU against the matmul peak of
+    that precision, measured now, on this machine, in this process."""
     device = torch.device(device)
     torch.manual_seed(0)
     model = build_model(config).to(device)
     if compile:
         model["dit"].compile()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = FlowLoss(model)
+    dtype = pick_precision(device, precision, bf16_pays_on_cpu=model["dit"].cfg.dim >= 256)
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = adamw(params, lr=1e-4)
     C, T, h, w = shape
     B = batch_size
     ids, mask = model["text"].tokenizer((captions * B)[:B])           # (B, L)
     ids, mask, L = ids.to(device), mask.to(device), ids.shape[1]
-    x0 = torch.randn(B, C, T, h, w, device=device)
-    flops = B * (model["dit"].flops(T, h, w, L) + model["text"].flops(L))
+    x0, noise = torch.randn(2, B, C, T, h, w, device=device)
+    t = flow.sample_t(B, device)
+    flops = loss_fn.flops(B, T, h, w, L)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for i in range(steps + 2):  # the first two warm up (allocation, kernel choice, compile)
         t0 = time.perf_counter()
-        with autocast(device):
-            loss = flow.loss(model["dit"], x0, text=model["text"](ids, mask), text_mask=mask)
-        opt.zero_grad(set_to_none=True)
+        with autocast(device, dtype):
+            loss = loss_fn(x0, noise, t, ids, mask)
         loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        clip_and_step(opt, params)
+        opt.zero_grad(set_to_none=True)
+        sync_device(device)
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times[2:]))
     if device.type == "cuda":  # what the tensors of this run needed at most
@@ -86,45 +90,32 @@ def train_speed(config: dict, shape: tuple[int, int, int, int], captions: list[s
     else:  # the whole process's peak resident memory (Linux reports KiB): an upper bound
         import resource
         peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = measure_matmul_peak(device)
+    peak = measure_matmul_peak(device, dtype)
     S = T * (h // model["dit"].cfg.patch) * (w // model["dit"].cfg.patch)
-    return {"train_tokens_per_s": B * S / step_s, "train_samples_per_s": B / step_s,
+    return {"precision": str(dtype).replace("torch.", ""),
+            "train_tokens_per_s": B * S / step_s, "train_samples_per_s": B / step_s,
             "train_gflops": flops / step_s / 1e9, "peak_gflops": peak / 1e9,
             "mfu": flops / step_s / peak, "train_batch": B, "train_step_s": step_s,
             "peak_mem_mb": peak_mem / 2**20, "tokens_per_sample": S}
 
 
 def throughput(preset: str = "tiny", frames: int = 5, latent_hw: int = 8, channels: int = 3,
-               batch_size: int = 64, device="cpu", steps: int = 8, compile: bool = False) -> dict:
+               batch_size: int = 64, device="cpu", steps: int = 8, compile: bool = False,
+               precision: str = "auto") -> dict:
     """Training throughput of a DiT preset with no checkpoint and no data: random weights,
     random latents of (channels, frames, latent_hw, latent_hw), tiny-world-like captions.
     The numbers depend on the shapes, not on what the weights have learned."""
-    from dataclasses import asdict, replace
-
     from minivid import captions as caps, world
-    from minivid.dit import PRESETS as DIT_PRESETS
-    from minivid.text import PRESETS as TEXT_PRESETS, build_vocab
+    from minivid.text import build_vocab
 
     rng = np.random.default_rng(0)
     texts = [caps.dense_caption(world.sample_scene(rng, "train", 16), rng) for _ in range(64)]
-    text_cfg = replace(TEXT_PRESETS[preset], vocab=build_vocab(texts))
-    dit_cfg = replace(DIT_PRESETS[preset], in_channels=channels, text_dim=text_cfg.dim)
-    config = {"text": asdict(text_cfg), "dit": asdict(dit_cfg)}
+    config = make_config(preset, build_vocab(texts), channels)
     out = {"preset": preset, "shape": f"{channels}x{frames}x{latent_hw}x{latent_hw}",
            "device": str(device), "compile": compile, "threads": torch.get_num_threads()}
     out.update(train_speed(config, (channels, frames, latent_hw, latent_hw), texts, batch_size,
-                           device, steps, compile))
+                           device, steps, compile, precision))
     return out
-
-
-@torch.no_grad()
-def decode_real(pipe, u8, batch_size=64):
-    """uint8 (N, T, H, W, 3) -> the VAE's reconstruction, uint8 of the same shape."""
-    out = []
-    for i in range(0, len(u8), batch_size):
-        x, T = pad_frames(to_float(u8[i:i + batch_size]).to(pipe.device), pipe.vae.cfg.tf)
-        out.append(to_uint8(pipe.vae.decode(pipe.vae.encode(x)[0])[:, :, :T]))
-    return np.concatenate(out)
 
 
 def _by_attribute(videos, caps, steps) -> dict:
@@ -156,28 +147,31 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
         out["fd_floor_train_vs_val"] = fd.frechet(fd.features(probe, train[:n]), f_val)
         # ... and what the VAE alone costs: its reconstructions of those train clips.
         out["fd_vae_recon_train_vs_val"] = fd.frechet(
-            fd.features(probe, decode_real(pipe, train[:n])), f_val)
+            fd.features(probe, to_uint8(roundtrip(pipe.vae, train[:n]))), f_val)
     # The ceiling: what the checker sees in the VAE's reconstructions of the real val media.
-    recon = decode_real(pipe, real[:n])
+    recon = to_uint8(roundtrip(pipe.vae, real[:n]))
     out["adherence_vae_recon_val"] = float(np.mean(
         [checker.adherence(v, c) for v, c in zip(recon, prompts["val"])]))
     if kind == "clips":  # ... and the FD ceiling: a perfect DiT would emit exactly these
         out["fd_vae_recon_val"] = fd.frechet(fd.features(probe, recon), f_val)
     for steps in steps_list:
-        t0 = time.perf_counter()
+        seconds = 0.0  # sampling alone: the checker and the FD probe are not the model's cost
         for split, caps in prompts.items():
+            t0 = time.perf_counter()
             videos = pipe.generate(caps, frames, steps, cfg, seed, sampler)
+            seconds += time.perf_counter() - t0
             out[f"adherence_{split}@{steps}"] = float(np.mean(
                 [checker.adherence(v, c) for v, c in zip(videos, caps)]))
             if split == "val" and steps == steps_list[-1]:  # which attributes fail?
                 out.update(_by_attribute(videos, caps, steps))
             if split == "val" and kind == "clips":
                 out[f"fd_val@{steps}"] = fd.frechet(fd.features(probe, videos), f_val)
-        out[f"sample_s_per_video@{steps}"] = (time.perf_counter() - t0) / (2 * n)
+        out[f"sample_s_per_video@{steps}"] = seconds / (2 * n)  # batched, 64 per call
     ck = pipe.ckpt  # the training speed of the checkpoint's own config, shapes and batch
     shape = (ck["config"]["dit"]["in_channels"], ck["extra"]["latent_frames"],
              *ck["extra"]["latent_hw"])
-    out.update(train_speed(ck["config"], shape, prompts["val"], ck["args"]["batch_size"], device))
+    out.update(train_speed(ck["config"], shape, prompts["val"], ck["args"]["batch_size"], device,
+                           precision=ck["args"].get("precision", "auto")))
     return out
 
 
@@ -224,19 +218,3 @@ def compare(finetuned, scratch, out_png=None) -> dict:
         fig.tight_layout()
         fig.savefig(out_png)
     return result
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description="DiT benchmarks (the report itself: "
-                                "python -m minivid.evaluate dit --ckpt ...)")
-    sub = p.add_subparsers(dest="what", required=True)
-    c = sub.add_parser("compare", help="loss curves of a fine-tuned vs a from-scratch run")
-    c.add_argument("finetuned", help="video run started from the image checkpoint")
-    c.add_argument("scratch", help="video run of the same length from scratch")
-    c.add_argument("--out", default=None, help="PNG with both curves")
-    args = p.parse_args()
-    r = compare(args.finetuned, args.scratch, args.out)
-    ratio = "never" if r["step_ratio"] is None else f"{r['step_ratio']:.0%} of the steps"
-    print(f"from the image model: reaches the scratch run's final val loss "
-          f"{r['scratch_final_loss']:.4f} at step {r['steps_to_reach']} ({ratio})")
-    print(json.dumps(r))

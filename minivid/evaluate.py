@@ -6,6 +6,8 @@ JSON line with its figures (easy to grep, diff and plot).
     python -m minivid.evaluate data                      # is the yardstick itself right?
     python -m minivid.evaluate vae --ckpt runs/vae_t4/ckpt.pt
     python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt
+    python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt
+    python -m minivid.evaluate throughput --preset tiny  # training speed / MFU, no checkpoint
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -95,9 +97,22 @@ def eval_throughput(args):
     from minivid.dit_bench import throughput
 
     fig = throughput(args.preset, args.frames, args.latent_hw, args.channels, args.batch_size,
-                     pick_device(args.device), args.steps, args.compile)
+                     pick_device(args.device), args.steps, args.compile, args.precision)
     print_table(f"DiT training throughput, preset {args.preset}, batch {args.batch_size}",
                 list(fig.items()))
+    return fig
+
+
+def eval_compare(args):
+    from minivid.dit_bench import compare
+
+    for path in (args.finetuned, args.scratch):
+        _need(path, "Train both runs first (README, DiT section: the image-first control)")
+    fig = compare(args.finetuned, args.scratch, args.out)
+    print_table("image first vs from scratch (val loss curves)", list(fig.items()))
+    ratio = "never" if fig["step_ratio"] is None else f"{fig['step_ratio']:.0%} of the steps"
+    print(f"from the image model: reaches the scratch run's final val loss "
+          f"{fig['scratch_final_loss']:.4f} at step {fig['steps_to_reach']} ({ratio})")
     return fig
 
 
@@ -105,26 +120,27 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="minivid evaluations: each prints a table, then "
                                 "one JSON line of figures.")
     sub = p.add_subparsers(dest="what", required=True)
-    d = sub.add_parser("data", help="check the yardsticks (checker, tiny FVD) on real data")
+    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    d = sub.add_parser("data", **fmt, help="check the yardsticks (checker, tiny FVD) on real data")
     d.add_argument("--data", default="tiny_data", help="tiny-world folder (default tiny_data)")
     d.add_argument("--probe-steps", type=int, default=500, help="FD probe training steps")
-    v = sub.add_parser("vae", help="compression, PSNR/SSIM, speed and latency of a VAE")
+    v = sub.add_parser("vae", **fmt, help="compression, PSNR/SSIM, speed and latency of a VAE")
     v.add_argument("--ckpt", required=True, help="VAE checkpoint (train_vae.py output)")
-    v.add_argument("--data", default="tiny_data")
-    v.add_argument("--device", default="cpu")
-    t = sub.add_parser("dit", help="adherence, FD vs floor, speed and MFU of a text-to-video DiT")
+    v.add_argument("--data", default="tiny_data", help="tiny-world folder (val split)")
+    v.add_argument("--device", default="cpu", help="cpu | cuda")
+    t = sub.add_parser("dit", **fmt, help="adherence, FD vs floor, speed and MFU of a text-to-video DiT")
     t.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
-    t.add_argument("--data", default="tiny_data")
+    t.add_argument("--data", default="tiny_data", help="tiny-world folder (val/test prompts)")
     t.add_argument("--vae", default=None, help="VAE checkpoint (default: the one recorded)")
     t.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 100],
                    help="sampler step counts to score")
     t.add_argument("--n", type=int, default=128, help="prompts per set (val, test)")
     t.add_argument("--cfg", type=float, default=2.0,
                    help="classifier-free guidance scale (2: the best of 1.5, 2, 3, 4 here)")
-    t.add_argument("--sampler", default="euler", choices=["euler", "heun"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
-    r = sub.add_parser("throughput", help="training tokens/s, samples/s, peak memory and MFU "
+    t.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE step")
+    t.add_argument("--seed", type=int, default=0, help="noise seed")
+    t.add_argument("--device", default="cpu", help="cpu | cuda")
+    r = sub.add_parser("throughput", **fmt, help="training tokens/s, samples/s, peak memory and MFU "
                        "of a DiT preset on this device (random weights, no data needed)")
     r.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     r.add_argument("--batch-size", type=int, default=64, help="examples per step")
@@ -136,9 +152,16 @@ def main(argv=None):
     r.add_argument("--steps", type=int, default=8, help="timed steps (after 2 warm-up steps)")
     r.add_argument("--compile", action="store_true", help="torch.compile the DiT first")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="autocast dtype, as train_dit.py --precision (common.pick_precision)")
+    c = sub.add_parser("compare", **fmt, help="does the image stage pay off? Steps a video run "
+                       "from the image model needs to reach a scratch run's final val loss")
+    c.add_argument("finetuned", help="video run started from the image checkpoint")
+    c.add_argument("scratch", help="video run of the same length from scratch")
+    c.add_argument("--out", default=None, help="PNG with both curves")
     args = p.parse_args(argv)
-    fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit,
-           "throughput": eval_throughput}[args.what](args)
+    fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
+           "compare": eval_compare}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

@@ -14,7 +14,8 @@ the network needs besides x and t (for the DiT: text, text_mask and optional cle
 
     loss = flow.loss(dit, x0, text=feats, text_mask=mask)                  # one training step
     x0 = flow.sample(dit, torch.randn(shape), dict(text=..., text_mask=...),
-                     uncond=dict(text=null, text_mask=null_mask), cfg_scale=4.0, steps=30)
+                     uncond=dict(text=null, text_mask=null_mask), cfg_scale=2.0, steps=30,
+                     step=flow.heun_step)                     # or euler_step, or a student's
 
 This file is all the algorithm there is; the tests (tests/test_09_flow.py) check it against
 the exact velocity field of a Gaussian mixture.
@@ -62,38 +63,81 @@ def timesteps(steps: int, shift: float = 1.0, device=None):
     return shift * t / (1 + (shift - 1) * t)
 
 
-def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0):
+def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
+             **extra):
     """v at (x, t) with classifier-free guidance (https://arxiv.org/abs/2207.12598):
     v_uncond + s * (v_cond - v_uncond), conditional and unconditional in ONE batched forward.
-    s = 1 is the conditional prediction, s = 0 the unconditional one. `uncond` has the same
-    keys and shapes as `cond` (e.g. the null caption padded to the same L); entries that are
-    None (no clean frames) stay None. uncond=None skips guidance and the second half."""
+
+    s = 1 is the conditional prediction, s = 0 the unconditional one. `uncond` holds what
+    differs for the unconditional half (the null caption, padded to the same L); any key it
+    lacks is taken from `cond`: clean conditioning frames (`cond=`, clip extension) are the
+    history of BOTH halves, only the caption is dropped. uncond=None skips guidance and the
+    second half. `extra` goes to the model unchanged for both halves (e.g. a distilled
+    student's step size `d`, a tensor (B,) or None)."""
     t = t.expand(x.shape[0]) if t.dim() == 0 else t
     if uncond is None:
-        return model(x, t, **cond)
-    both = {k: None if v is None else torch.cat([v, uncond[k]]) for k, v in cond.items()}
-    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), **both).chunk(2)
+        return model(x, t, **cond, **extra)
+    both = {k: None if v is None else torch.cat([v, uncond.get(k, v)]) for k, v in cond.items()}
+    more = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.dim() > 0 else v
+            for k, v in extra.items()}
+    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), **both, **more).chunk(2)
     return v_uncond + cfg_scale * (v_cond - v_uncond)
+
+
+# ----------------------------------------------------------------------------- samplers
+# A sampler step moves x from time t to t_next (< t). It gets `f(x, t, **extra)`: the
+# network's (guided) velocity with everything but x and t already bound, so the same steps
+# serve a plain velocity model, a guided DiT, or a distilled student (minivid/distillation.py
+# brings its own step). Signature: step(f, x, t, t_next) -> x at t_next.
+
+
+def euler_step(f, x, t, t_next):
+    """x <- x + (t_next - t) * v(x, t): one network call, error ~ 1 / steps."""
+    return x + (t_next - t) * f(x, t)
+
+
+def heun_step(f, x, t, t_next):
+    """An Euler step, then the average of the slopes at both ends: second order (error ~
+    1 / steps^2), two network calls. The LAST step (t_next = 0) stays a plain Euler step: the
+    network never trained at t = 0 exactly (sample_t never draws it), and its slope there
+    would only polish a sample that is already data (the EDM sampler does the same,
+    https://arxiv.org/abs/2206.00364)."""
+    v = f(x, t)
+    x_next = x + (t_next - t) * v
+    if float(t_next) == 0.0:
+        return x_next
+    return x + (t_next - t) * (v + f(x_next, t_next)) / 2
+
+
+STEPS = {"euler": euler_step, "heun": heun_step}
+
+
+def get_step(name: str):
+    """'euler' | 'heun' -> the step function, or a clear error."""
+    if name not in STEPS:
+        raise ValueError(f"sampler={name!r}: choose one of {sorted(STEPS)}")
+    return STEPS[name]
 
 
 @torch.no_grad()
 def sample(model, noise, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
-           steps: int = 30, sampler: str = "euler", shift: float = 1.0):
+           steps: int = 30, step=euler_step, times=None, shift: float = 1.0):
     """Integrate dx/dt = v from t = 1 (x = noise) to t = 0 and return the data sample.
 
     noise: (B, ...) standard Gaussian, the start point (the DiT: (B, C, T, H, W)).
-    euler: x <- x + (t_next - t) * v(x, t); one network call per step.
-    heun:  an Euler step, then the average of the slopes at both ends (second order:
-           error ~ 1/steps^2 instead of 1/steps); two network calls per step."""
-    if sampler not in ("euler", "heun"):
-        raise ValueError(f"sampler={sampler!r}: choose 'euler' or 'heun'")
-    ts = timesteps(steps, shift, noise.device)
+    step:  a step function (euler_step, heun_step, a student's) or its name.
+    times: the time grid, 1-D from 1 down to 0 (default: timesteps(steps, shift)); a custom
+           grid (say, more steps at high noise) needs no new code here."""
+    step = get_step(step) if isinstance(step, str) else step
+    ts = timesteps(steps, shift, noise.device) if times is None else times.to(noise.device)
+    if ts.dim() != 1 or len(ts) < 2 or (ts[1:] >= ts[:-1]).any():
+        raise ValueError(f"times must be a strictly decreasing 1-D grid with >= 2 entries "
+                         f"(from 1 to 0), got {ts.tolist()}")
+
+    def f(x, t, **extra):  # the guided velocity, all conditioning bound
+        return velocity(model, x, t, cond, uncond, cfg_scale, **extra)
+
     x = noise
     for t, t_next in zip(ts[:-1], ts[1:]):
-        v = velocity(model, x, t, cond, uncond, cfg_scale)
-        x_next = x + (t_next - t) * v
-        if sampler == "heun":
-            v_next = velocity(model, x_next, t_next, cond, uncond, cfg_scale)
-            x_next = x + (t_next - t) * (v + v_next) / 2
-        x = x_next
+        x = step(f, x, t, t_next)
     return x

@@ -6,7 +6,7 @@ and the cache is small (a tiny-t4 clip is 3 x 5 x 8 x 8 fp16 numbers = 1,920 byt
 bytes of pixels).
 
 One file per (split, kind), e.g. runs/latents/train_clips.pt, written atomically, loadable
-with torch.load(weights_only=True) (format in CONTRACT.md):
+with torch.load(weights_only=True):
     {"kind": "latents", "latents": float16 (N, C, T', h, w), "frames": T (before padding),
      "captions": [...], "sparse": [...], "specs": [JSON or ""], "source": manifest path,
      "vae": {"config": {...}, "fingerprint": "..."}, "scale": float, "shift": float}
@@ -16,6 +16,7 @@ same two numbers in every file): the DiT trains on (latents - shift) / scale, un
 which is what its noise schedule assumes (Stable Diffusion's 0.18215 factor, measured here).
 
 Run (CPU):  python -m minivid.latents --vae runs/vae_t4/ckpt.pt --data tiny_data --out runs/latents
+Your data:  python -m minivid.latents --vae ... --train-manifest my_clips/ --val-manifest my_val.jsonl
 GPU:        add --device cuda.
 Tests:      OMP_NUM_THREADS=1 python -m pytest tests/test_06_latents.py -q
 """
@@ -24,24 +25,56 @@ import json
 import os
 from dataclasses import asdict
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.common import pick_device
-from minivid.data import CaptionedVideos, load_uint8, to_float
+from minivid.data import CaptionedVideos, load_uint8, to_float, to_uint8
 from minivid.vae import fingerprint, load_vae, pad_frames
 
 
+# ----------------------------------------------------------------------------- the VAE round trip
+# The one place that goes pixels -> latents -> pixels: pad the frames to 1 + tf * k for the
+# causal VAE, encode to the posterior mean, decode, crop back to the frames asked for.
+# The latent cache, the DiT's previews and sampling, and every evaluation use these three.
+
+
 @torch.no_grad()
-def encode_uint8(vae, u8, device, batch_size=64) -> tuple[torch.Tensor, int]:
+def encode_uint8(vae, u8, batch_size: int = 64) -> tuple[torch.Tensor, int]:
     """uint8 (N, T, H, W, 3) -> (posterior means float16 (N, Cl, T', h, w) on the CPU, T)."""
+    device = next(vae.parameters()).device
     out = []
     for i in tqdm(range(0, len(u8), batch_size), desc="encoding", unit="batch", leave=False):
         x = to_float(u8[i:i + batch_size]).to(device)     # (B, C, T, H, W)
         mean, _ = vae.encode(pad_frames(x, vae.cfg.tf)[0])  # (B, Cl, T', h, w)
         out.append(mean.half().cpu())
     return torch.cat(out), u8.shape[1]  # T before padding: decoded clips are cropped to it
+
+
+@torch.no_grad()
+def decode_latents(vae, z, frames: int, batch_size: int = 64) -> np.ndarray:
+    """Latents (N, Cl, T', h, w) in the VAE's own scale (undo the cache's (z - shift) / scale
+    first) -> uint8 (N, frames, H, W, 3), the padding frames cropped (17 decoded -> 16)."""
+    device = next(vae.parameters()).device
+    out = []
+    for i in range(0, len(z), batch_size):
+        x = vae.decode(z[i:i + batch_size].to(device).float())  # (B, 3, T_pad, H, W)
+        out.append(to_uint8(x[:, :, :frames]))                  # (B, frames, H, W, 3)
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def roundtrip(vae, u8, batch_size: int = 64) -> torch.Tensor:
+    """uint8 (N, T, H, W, 3) -> the VAE's reconstruction, float (N, C, T, H, W) in [-1, 1] on
+    the CPU (float, so PSNR is not blurred by rounding to uint8; to_uint8 it for pixels)."""
+    device = next(vae.parameters()).device
+    out = []
+    for i in range(0, len(u8), batch_size):
+        x, T = pad_frames(to_float(u8[i:i + batch_size]).to(device), vae.cfg.tf)
+        out.append(vae.decode(vae.encode(x)[0])[:, :, :T].clamp(-1, 1).float().cpu())
+    return torch.cat(out)
 
 
 def load_latents(path, vae_fingerprint: str | None = None) -> dict:
@@ -61,16 +94,21 @@ def load_latents(path, vae_fingerprint: str | None = None) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Encode images and clips once into latent caches.")
+    p = argparse.ArgumentParser(description="Encode images and clips once into latent caches.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--vae", required=True, help="VAE checkpoint (train_vae.py output ckpt.pt)")
     p.add_argument("--data", default="tiny_data", help="folder with <split>/{images,clips}.jsonl")
+    p.add_argument("--train-manifest", nargs="+", default=None, help="your own train data: "
+                   "manifests (.jsonl) or captioned folders, instead of <data>/train")
+    p.add_argument("--val-manifest", nargs="+", default=None, help="your own val data, instead "
+                   "of <data>/val")
     p.add_argument("--out", default="runs/latents", help="folder for <split>_<kind>.pt files")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"],
                    help="splits to encode (the first one gives scale/shift: keep train first)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (padded for the VAE)")
     p.add_argument("--size", type=int, default=32, help="frame size the VAE was trained at")
     p.add_argument("--batch-size", type=int, default=64, help="clips per encoder call")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
 
     device = pick_device(args.device)
@@ -81,20 +119,25 @@ def main(argv=None):
 
     caches = {}  # (split, kind) -> cache dict, scale/shift filled in below
     for split in args.splits:
-        for kind in ("images", "clips"):
-            manifest = os.path.join(args.data, split, f"{kind}.jsonl")
-            if not os.path.exists(manifest):
-                print(f"skip {manifest} (not found)")
+        sources = getattr(args, f"{split}_manifest", None) or \
+            [os.path.join(args.data, split, f"{k}.jsonl") for k in ("images", "clips")]
+        for source in sources:
+            if not os.path.exists(source):
+                print(f"skip {source} (not found)")
                 continue
-            ds = CaptionedVideos(manifest, frames=args.frames, size=args.size)
-            u8, metas = load_uint8(ds, desc=f"decoding {split}/{kind}")
-            z, T = encode_uint8(vae, u8, device, args.batch_size)
+            ds = CaptionedVideos(source, frames=args.frames, size=args.size)
+            u8, metas = load_uint8(ds, desc=f"decoding {source}")
+            kind = "images" if u8.shape[1] == 1 else "clips"  # a user's folder: by its frames
+            if (split, kind) in caches:
+                raise ValueError(f"two {split} sources hold {kind} ({caches[split, kind]['source']}"
+                                 f" and {source}); merge them into one manifest")
+            z, T = encode_uint8(vae, u8, args.batch_size)
             caches[(split, kind)] = {
                 "kind": "latents", "latents": z, "frames": T,
                 "captions": [m["caption"] for m in metas],
-                "sparse": [m["sparse"] for m in metas],
+                "sparse": [m.get("sparse", "") for m in metas],
                 "specs": [json.dumps(m["spec"]) if "spec" in m else "" for m in metas],
-                "vae": info, "source": os.path.abspath(manifest)}
+                "vae": info, "source": os.path.abspath(source)}
     if not caches:
         raise FileNotFoundError(f"no manifests under {args.data} for splits {args.splits}; "
                                 "make the tiny data with `python -m minivid.world --out tiny_data`")

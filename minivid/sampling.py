@@ -15,40 +15,17 @@ The latent shape comes from the VAE: 16 frames pad to 17 = 1 + 4 * 4 for a tf = 
 5 latent frames; frames = 1 is a still image (1 latent frame).
 
 Used by sample.py (CLI), minivid/dit_bench.py (evaluation) and train_dit.py (previews).
+The model itself (text encoder + DiT, rebuilt from a checkpoint) lives in minivid/t2v.py.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_10_train_dit.py -q`
 """
 import os
 
-import numpy as np
 import torch
-import torch.nn as nn
 
 from minivid import flow
-from minivid.checkpoint import load_checkpoint, load_state_strict
-from minivid.data import to_uint8
-from minivid.dit import DiT, DiTConfig
-from minivid.text import TextConfig, TextEncoder
+from minivid.latents import decode_latents
+from minivid.t2v import load_model
 from minivid.vae import fingerprint, load_vae
-
-
-def build_model(config: dict) -> nn.ModuleDict:
-    """{"text": asdict(TextConfig), "dit": asdict(DiTConfig)} -> ModuleDict(text=, dit=).
-
-    One container for both networks, so they share one optimizer, one EMA and one
-    state_dict ("text.*" and "dit.*" keys) in the checkpoint."""
-    return nn.ModuleDict({"text": TextEncoder(TextConfig(**config["text"])),
-                          "dit": DiT(DiTConfig(**config["dit"]))})
-
-
-def load_model(path, ema: bool = True) -> tuple[nn.ModuleDict, dict]:
-    """Rebuild text encoder + DiT from a "dit" checkpoint alone -> (model in eval mode, ckpt).
-
-    ema=True loads the EMA weights: they average out the last steps' SGD noise and sample
-    visibly better than the raw weights."""
-    ckpt = load_checkpoint(path, kind="dit")
-    model = build_model(ckpt["config"])
-    load_state_strict(model, ckpt["ema"]["shadow"] if ema else ckpt["model"], f"DiT ({path})")
-    return model.eval(), ckpt
 
 
 def latent_frames(frames: int, tf: int) -> int:
@@ -60,15 +37,18 @@ def latent_frames(frames: int, tf: int) -> int:
 
 @torch.no_grad()
 def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float = 2.0,
-                   seed: int = 0, sampler: str = "euler", allow_empty: bool = False,
-                   batch_size: int = 64):
+                   seed: int = 0, sampler="euler", allow_empty: bool = False,
+                   batch_size: int = 64, cond_frames=None, times=None):
     """Prompts -> normalised latents (N, C, T, h, w), deterministic for `seed`.
 
     shape: (C, T, h, w) of one latent. The noise of prompt i is the i-th draw of a CPU
     generator seeded with `seed`, so it never depends on the device, the batch size, or the
     global RNG (a training run can call this for previews without changing its own noise).
     cfg = 1 samples the conditional model alone (half the compute); cfg > 1 extrapolates
-    away from the unconditional prediction (https://arxiv.org/abs/2207.12598)."""
+    away from the unconditional prediction (https://arxiv.org/abs/2207.12598).
+    sampler: a flow step function or its name ("euler", "heun"); times: a custom time grid.
+    cond_frames: (N, C, Tc, h, w) clean normalised latent frames the new ones continue (clip
+    extension); they condition both guidance halves, only the caption is dropped."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(len(prompts), *shape, generator=g)            # (N, C, T, h, w)
@@ -76,29 +56,18 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i:i + batch_size]
         text, mask = model["text"].encode(chunk, allow_empty=allow_empty)   # (B, L, D), (B, L)
+        cond = dict(text=text, text_mask=mask)
+        if cond_frames is not None:
+            cond["cond"] = cond_frames[i:i + batch_size].to(device)         # (B, C, Tc, h, w)
         uncond = None
         if cfg != 1.0:  # the null caption: "" padded to the same L, one batched forward
             null, null_mask = model["text"].encode([""] * len(chunk), allow_empty=True,
                                                    length=mask.shape[1])
             uncond = dict(text=null, text_mask=null_mask)
-        x = flow.sample(model["dit"], noise[i:i + batch_size].to(device),
-                        dict(text=text, text_mask=mask), uncond, cfg, steps, sampler)
+        x = flow.sample(model["dit"], noise[i:i + batch_size].to(device), cond, uncond, cfg,
+                        steps, step=sampler, times=times)
         out.append(x.float().cpu())
     return torch.cat(out)
-
-
-@torch.no_grad()
-def decode(vae, z, shift: float, scale: float, frames: int, batch_size: int = 64):
-    """Normalised latents (N, C, T', h, w) -> uint8 (N, frames, H, W, 3).
-
-    Undo the cache's normalisation (the DiT learned (z - shift) / scale), decode, and crop
-    the frames pad_frames added (17 decoded -> 16 asked)."""
-    device = next(vae.parameters()).device
-    out = []
-    for i in range(0, len(z), batch_size):
-        x = vae.decode(z[i:i + batch_size].to(device) * scale + shift)  # (B, 3, T_pad, H, W)
-        out.append(to_uint8(x[:, :, :frames]))                          # (B, frames, H, W, 3)
-    return np.concatenate(out)                                          # (N, frames, H, W, 3)
 
 
 class Pipeline:
@@ -129,4 +98,9 @@ class Pipeline:
         shape = (C, latent_frames(frames, self.vae.cfg.tf), h, w)
         z = sample_latents(self.model, list(prompts), shape, steps, cfg, seed, sampler,
                            allow_empty, batch_size)
-        return decode(self.vae, z, self.shift, self.scale, frames, batch_size)
+        return self.decode(z, frames, batch_size)
+
+    def decode(self, z, frames: int, batch_size: int = 64):
+        """Normalised latents (N, C, T', h, w) -> uint8 (N, frames, H, W, 3): undo the cache's
+        (z - shift) / scale, decode, crop the padding frames (17 decoded -> 16 asked)."""
+        return decode_latents(self.vae, z * self.scale + self.shift, frames, batch_size)

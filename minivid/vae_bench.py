@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from minivid.data import CaptionedVideos, load_uint8, to_float
+from minivid.latents import roundtrip
 from minivid.metrics import psnr, ssim
 from minivid.vae import load_vae, pad_frames
 
@@ -41,25 +42,9 @@ def _ms(fn, repeats=5) -> float:
     return statistics.median(times)
 
 
-@torch.no_grad()
-def reconstruct(model, u8, device, batch=64) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (N, T, H, W, 3) -> originals, reconstructions: float (N, C, T, H, W) on the CPU.
-
-    Encodes to the posterior mean (what the latent cache stores), pads T to 1 + tf*k for the
-    VAE and crops the decoded clip back to T frames."""
-    xs, rs = [], []
-    for i in range(0, len(u8), batch):
-        x = to_float(u8[i:i + batch]).to(device)           # (B, C, T, H, W)
-        xp, T = pad_frames(x, model.cfg.tf)
-        r = model.decode(model.encode(xp)[0])[:, :, :T]     # (B, C, T, H, W)
-        xs.append(x.cpu())
-        rs.append(r.clamp(-1, 1).cpu())
-    return torch.cat(xs), torch.cat(rs)
-
-
-def _quality(model, u8, device) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM over uint8 videos (N, T, H, W, 3)."""
-    x, r = reconstruct(model, u8, device)
+def _quality(model, u8) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM over uint8 videos (N, T, H, W, 3), posterior mean."""
+    x, r = to_float(u8), roundtrip(model, u8)               # (N, C, T, H, W) each
     return psnr(r, x).mean().item(), ssim(r, x).mean().item()
 
 
@@ -73,8 +58,8 @@ def vae_report(model, val_images: np.ndarray, val_clips: np.ndarray, device="cpu
     xp, _ = pad_frames(x, cfg.tf)
     z, _ = model.encode(xp)                                # (1, Cl, T', h, w)
     Cl, Tl, h, w = z.shape[1:]
-    img_psnr, img_ssim = _quality(model, val_images, device)
-    clip_psnr, clip_ssim = _quality(model, val_clips, device)
+    img_psnr, img_ssim = _quality(model, val_images)
+    clip_psnr, clip_ssim = _quality(model, val_clips)
     group = xp[:, :, :1 + cfg.tf]                           # first frame + one group
     group_ms = _ms(lambda: model.decode(model.encode(group)[0]))
     return {

@@ -12,11 +12,13 @@ Concepts, in the order the tests walk through them:
    for the global batch, so a resumed run (or one on more processes) draws the same numbers
    with no RNG state to restore; configs and weights are compared field by field /
    all-or-nothing.
-4. Training helpers: EMA arithmetic, the loss log and its plot, the non-finite guard (skip,
-   then stop), the SIGTERM stop flag, the warmup + cosine lr.
-5. Data parallelism: every rank shuffles identically and takes a disjoint shard; the batch
-   must divide by the world size; and two real gloo processes agree on all_reduce_mean, DDP
-   gradients and the stop flag.
+4. Training helpers: EMA arithmetic, the loss log and its plot, non-finite steps skipped on
+   the device then the guard (warn, then stop), the SIGTERM stop flag, the warmup + cosine
+   lr, the step budget (--minutes turned into steps once), the precision policy.
+5. Data parallelism: the data order is a function of (seed, step), so every rank computes
+   the same permutation and takes its rows; the batch must divide by the world size; and two
+   real gloo processes agree on all_reduce, DDP gradients, and, in the Meter's one packed
+   all-reduce per log point, on the per-step metrics and the stop flag.
 
 Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
 """
@@ -40,7 +42,8 @@ from PIL import Image
 from minivid import checkpoint, common
 from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, save_checkpoint
 from minivid.common import Dist
-from minivid.training import EMA, LossLog, NonFiniteGuard, StopFlag, lr_at
+from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag, adamw,
+                              batch_indices, clip_and_step, lr_at)
 
 torch.set_num_threads(1)
 
@@ -175,6 +178,13 @@ def test_07_malicious_pickle_is_refused_and_never_runs(tmp_path):
     with pytest.raises(ValueError, match=r"refused to load .*system.*run arbitrary code"):
         load_checkpoint(path)
     assert not marker.exists()
+    # The same object in a bare pickle (pickle.dump, not torch.save's zip): refused as what it
+    # is, never reported as a file "cut off by a crash".
+    with open(path, "wb") as f:
+        pickle.dump({"format": 1, "kind": "dit", "model": Exploit(marker)}, f)
+    with pytest.raises(ValueError, match=r"refused to load .*bare Python pickle") as err:
+        load_checkpoint(path)
+    assert "truncated" not in str(err.value) and not marker.exists()
 
     # The threat is real: a plain unpickler runs the command (here, harmlessly, `touch`).
     pickle.loads(pickle.dumps(Exploit(marker)))
@@ -247,9 +257,9 @@ def test_11_step_randomness_is_a_function_of_seed_and_step():
     full = noise(0, 5)
     rows = [noise(0, 5)[common.rank_rows(common.Dist(rank=r, world_size=4))] for r in range(4)]
     assert torch.equal(torch.stack(rows, 1).reshape(8, 3), full)
-    # ... and those are the rows whose examples shard_indices deals to each rank.
-    order = [common.shard_indices(16, common.Dist(rank=r, world_size=4), 0, 0) for r in range(4)]
-    glob = common.shard_indices(16, common.Dist(), 0, 0)
+    # ... and those are the rows whose examples batch_indices deals to each rank.
+    order = [batch_indices(32, 16, 0, 0, common.Dist(rank=r, world_size=4)) for r in range(4)]
+    glob = batch_indices(32, 16, 0, 0, common.Dist())
     assert all(order[r][j] == glob[r + 4 * j] for r in range(4) for j in range(4))
 
 
@@ -290,34 +300,53 @@ def test_13_loss_log_plots_and_survives_resume(tmp_path):
     with Image.open(tmp_path / "loss.png") as png:
         assert png.size == (700, 400)
 
-    save_checkpoint(tmp_path / "ckpt.pt", {"kind": "dit", "extra": {"log": log.state_dict()}})
+    save_checkpoint(tmp_path / "ckpt.pt", {"kind": "dit", "log": log.state_dict()})
     resumed = LossLog()
-    resumed.load_state_dict(load_checkpoint(tmp_path / "ckpt.pt")["extra"]["log"])
+    resumed.load_state_dict(load_checkpoint(tmp_path / "ckpt.pt")["log"])
     assert resumed.series["val"]["step"] == [0, 10, 20, 30, 40]
     assert len(resumed.series["loss"]["value"]) == 51
 
 
-def test_14_non_finite_guard_skips_then_stops():
+def test_14_non_finite_steps_are_skipped_on_device_then_stop():
+    # clip_and_step: a nan gradient leaves weights, Adam moments and step count untouched,
+    # decided on the device (the fused optimizer's found_inf), no host sync needed.
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = adamw(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        model(torch.randn(2, 4)).sum().backward()
+        assert torch.isfinite(clip_and_step(opt, model.parameters()))
+        opt.zero_grad()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = [s["exp_avg"].clone() for s in opt.state.values()]
+    model(torch.randn(2, 4)).sum().mul(float("nan")).backward()
+    norm = clip_and_step(opt, model.parameters())
+    assert not torch.isfinite(norm)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(m, s["exp_avg"]) for m, s in zip(moments, opt.state.values()))
+    assert all(int(s["step"]) == 2 for s in opt.state.values())
+
+    # NonFiniteGuard reads the interval's grad norms at a log point: warn, reset on a good
+    # step, stop after max_in_a_row in a row.
     guard = NonFiniteGuard(max_in_a_row=3)
-    assert guard.check(torch.tensor(0.5), step=0)
-    with pytest.warns(RuntimeWarning, match="step 1: loss is nan, skipping"):
-        assert not guard.check(float("nan"), step=1)
-    assert guard.check(0.4, step=2)  # a good step resets the count
-    with pytest.warns(RuntimeWarning, match="step 3"):
-        assert not guard.check(float("inf"), step=3)
+    nan, inf = float("nan"), float("inf")
+    with pytest.warns(RuntimeWarning, match="step 1: gradient norm is nan"):
+        guard.check({"steps": [0, 1, 2], "grad_norm": [0.5, nan, 0.4]})
+    assert guard.in_a_row == 0 and guard.skipped == 1
     with pytest.warns(RuntimeWarning, match="step 4"):
-        assert not guard.check(float("nan"), step=4)
+        guard.check({"steps": [3, 4], "grad_norm": [inf, nan]})
+    assert guard.in_a_row == 2  # the last step was bad: a trainer does not save now
     with pytest.raises(RuntimeError, match=r"3 steps in a row, last at step 5.*lower learning"):
-        guard.check(float("nan"), step=5)
+        guard.check({"steps": [5], "grad_norm": [nan]})
     assert guard.skipped == 4  # steps 1, 3, 4, 5
 
 
 def test_15_stop_flag_turns_sigterm_into_a_clean_exit():
     old = signal.getsignal(signal.SIGTERM)
     with StopFlag() as stop:
-        assert not stop.should_stop()
+        assert not stop
         os.kill(os.getpid(), signal.SIGTERM)  # what a cluster sends before killing a job
-        assert stop.should_stop() and stop.signal == "SIGTERM"
+        assert stop and stop.signal == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is old  # handlers restored
 
 
@@ -331,6 +360,24 @@ def test_16_lr_warmup_then_cosine():
     assert lr_at(500, 10, 110, base) == pytest.approx(base * 0.1)  # resumed past the end
     lrs = [lr_at(s, 10, 110, base) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # monotone decay
+    # A --minutes run before it has planned its length: warmup, then the peak.
+    assert lr_at(5, 10, None, base) == lr_at(5, 10, 110, base) and lr_at(50, 10, None, base) == base
+
+
+def test_16b_step_budget():
+    # --steps wins over --minutes; a resumed run keeps the total it saved.
+    assert StepBudget(100, 5.0).total == 100
+    assert StepBudget(None, 5.0, saved={"total": 77}).total == 77
+    assert StepBudget(200, None, saved={"total": 77}).total == 200
+    with pytest.raises(ValueError, match="--steps and/or --minutes"):
+        StepBudget(None, None)
+    # --minutes alone: after PLAN_AT steps the total is fixed from the measured speed.
+    budget = StepBudget(None, 1.0)
+    budget.start(0)
+    planned = [budget.plan(step, Dist()) for step in range(1, StepBudget.PLAN_AT + 1)]
+    assert planned == [False] * (StepBudget.PLAN_AT - 1) + [True]
+    assert budget.total > 1000  # ~0 s per step here: a minute holds a great many
+    assert budget.state_dict() == {"total": budget.total}
 
 
 def test_17_device_seed_and_matmul_peak():
@@ -340,7 +387,17 @@ def test_17_device_seed_and_matmul_peak():
         with pytest.raises(ValueError, match="--device cpu"):
             common.pick_device("cuda")
     with common.autocast("cpu"):
-        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # CPU: no-op
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # fp32: no-op
+    with common.autocast("cpu", torch.bfloat16):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    # The precision policy: forced, or auto = bf16 on CPU only where the caller measured it pays.
+    assert common.pick_precision("cpu", "fp32", bf16_pays_on_cpu=True) == torch.float32
+    assert common.pick_precision("cpu", "bf16") == torch.bfloat16
+    assert common.pick_precision("cpu", "auto", bf16_pays_on_cpu=False) == torch.float32
+    expected = torch.bfloat16 if common.cpu_has_bf16() else torch.float32
+    assert common.pick_precision("cpu", "auto", bf16_pays_on_cpu=True) == expected
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        common.pick_precision("cpu", "fp16")
     draw = lambda: (random.random(), np.random.rand(3).tolist(), torch.randn(3).tolist())  # noqa: E731
     common.seed_all(7)
     a = draw()
@@ -352,20 +409,24 @@ def test_17_device_seed_and_matmul_peak():
 # ----------------------------------------------------------------------------- 5. data parallel
 
 
-def test_18_shard_indices_cover_each_index_once_and_reshuffle():
-    n, ws = 12, 3
-    shards = [common.shard_indices(n, Dist(rank=r, world_size=ws), epoch=0, seed=1)
-              for r in range(ws)]
-    assert all(len(s) == n // ws for s in shards)
-    assert sorted(sum(shards, [])) == list(range(n))  # disjoint and complete
-    # Same call, same answer: ranks agree without talking to each other.
-    assert shards[1] == common.shard_indices(n, Dist(rank=1, world_size=ws), epoch=0, seed=1)
-    assert shards[0] != common.shard_indices(n, Dist(rank=0, world_size=ws), epoch=1, seed=1)
-
-    # 13 items over 3 ranks: equal shards of 4, one item sits this epoch out.
-    shards = [common.shard_indices(13, Dist(rank=r, world_size=3), 0, 1) for r in range(3)]
-    assert [len(s) for s in shards] == [4, 4, 4] and len(set(sum(shards, []))) == 12
-    assert common.shard_indices(6, Dist(rank=1, world_size=2), 0, 0, shuffle=False) == [1, 3, 5]
+def test_18_batch_indices_epochs_of_permutations():
+    # The data order is a function of (seed, step): every rank computes the same epoch
+    # permutation without talking to the others and keeps rows rank, rank + W, ...
+    n, gb, ws = 12, 6, 3
+    epoch0 = [[batch_indices(n, gb, step, seed=1, dist=Dist(rank=r, world_size=ws)).tolist()
+               for r in range(ws)] for step in (0, 1)]
+    assert all(len(rows) == gb // ws for step in epoch0 for rows in step)
+    assert sorted(sum(sum(epoch0, []), [])) == list(range(n))  # one epoch: each example once
+    one = [batch_indices(n, gb, s, 1, Dist()).tolist() for s in (0, 1)]
+    assert [sorted(sum(step, [])) for step in epoch0] == [sorted(b) for b in one]  # = 1 process
+    assert one[0][1::ws] == epoch0[0][1]  # rank 1 holds rows 1, 4 of the global batch
+    epoch1 = batch_indices(n, gb, 2, 1, Dist()).tolist() + batch_indices(n, gb, 3, 1, Dist()).tolist()
+    assert sorted(epoch1) == list(range(n)) and epoch1 != one[0] + one[1]  # a new order
+    # 13 examples in batches of 6: 2 steps an epoch, one example sits each epoch out.
+    assert len(set(batch_indices(13, 6, 0, 0, Dist()).tolist() +
+                   batch_indices(13, 6, 1, 0, Dist()).tolist())) == 12
+    with pytest.raises(ValueError, match="smaller than the global batch"):
+        batch_indices(4, 8, 0, 0, Dist())
 
 
 def test_19_check_batch():
@@ -382,7 +443,7 @@ def _dist_worker(rank, world_size, port, out_dir):
     dist = common.dist_setup("cpu")
     try:
         t = torch.tensor([2.0 * rank, 1.0])
-        mean_t = common.all_reduce_mean(t, dist)
+        mean_t = common.all_reduce(t, dist)
         torch.manual_seed(rank)  # different init per rank: DDP must broadcast rank 0's
         model = torch.nn.Linear(3, 1, bias=False)
         ddp = common.wrap_ddp(model, dist)
@@ -390,13 +451,19 @@ def _dist_worker(rank, world_size, port, out_dir):
         stop = StopFlag()
         if rank == 1:
             stop.signal = "SIGTERM"  # only rank 1 was told to stop ...
+        meter = Meter()
+        for step in range(3):  # per-step values stay on the device until the log point
+            meter.add(step, loss=torch.tensor(float(rank + step)))
+        logged, flags = meter.sync(dist, stop=bool(stop))  # ONE all-reduce for everything
         result = {
             "dist": [dist.rank, dist.local_rank, dist.world_size, dist.is_main],
-            "mean_float": common.all_reduce_mean(float(rank + 1), dist),
+            "mean_float": common.all_reduce(float(rank + 1), dist),
+            "max_float": common.all_reduce(float(rank + 1), dist, "max"),
             "mean_tensor": mean_t.tolist(), "input_untouched": t.tolist(),
             "wrapped": type(ddp).__name__, "weight": model.weight.tolist(),
             "grad": model.weight.grad.tolist(),
-            "stop": stop.should_stop(dist),  # ... yet every rank agrees to stop
+            "stop": flags["stop"],  # ... yet every rank agrees to stop
+            "logged": logged,
         }
         stop.close()
         (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
@@ -423,4 +490,6 @@ def test_20_two_gloo_processes_agree(tmp_path):
     assert r0["wrapped"] == "DistributedDataParallel"
     assert r0["weight"] == r1["weight"]  # broadcast from rank 0 at wrap time
     assert r0["grad"] == r1["grad"] == [[1.5, 1.5, 1.5]]  # gradients averaged over ranks
+    assert r0["max_float"] == r1["max_float"] == 2.0
     assert r0["stop"] and r1["stop"]
+    assert r0["logged"] == r1["logged"] == {"steps": [0, 1, 2], "loss": [0.5, 1.5, 2.5]}

@@ -1,11 +1,12 @@
 """08 dit: the diffusion transformer that predicts the flow velocity from noisy latents.
 
 Concept: latents (B, C, T, H, W) are cut into 2x2 patches per frame, one token each; the
-tokens get an absolute 2-D sin-cos position for space and a relative rotary angle for time,
-then pass through adaLN-Zero blocks (timestep-modulated self-attention, cross-attention to
-the caption, MLP) and are turned back into a (B, C, T, H, W) velocity. Because time is
-relative and only enters through attention, the same weights take images (T = 1) and
-videos (T = 5), and clean conditioning frames are simply more tokens in front of the clip.
+tokens get an absolute 2-D sin-cos position for space, a relative rotary angle for time in
+self-attention, and an absolute frame code that is exactly zero for frame 0; then they pass
+through adaLN-Zero blocks (timestep-modulated self-attention, cross-attention to the
+caption, MLP) and are turned back into a (B, C, T, H, W) velocity. Because frame 0 gets no
+rotation and no code, an image (T = 1) is exactly a 2-D DiT and the same weights take
+videos (T = 5); clean conditioning frames are simply more tokens in front of the clip.
 The walkthrough: shapes -> identity at init -> invariants (padding, conditioning, RoPE) ->
 FLOP formula against torch's counter -> a tiny overfit.
 

@@ -4,7 +4,7 @@ Concept: data parallelism splits each GLOBAL batch over N processes. Every rank 
 same model on its share, DDP averages the gradients in backward, and all ranks take the
 same optimizer step. For that to equal a 1-process run, three things must hold, and these
 tests check them on real `torchrun` launches of the real scripts (2 CPU processes, gloo):
-- each rank gets a disjoint share of the same global batch (shard_indices);
+- each rank gets a disjoint share of the same global batch (training.batch_indices);
 - each example gets the same random numbers (flow time, noise, caption dropout, the VAE's
   posterior noise) whatever rank it lands on: they are drawn for the whole global batch
   from a generator seeded by (seed, step) and each rank keeps its rows (step_generator);
@@ -18,9 +18,13 @@ differ by ~1e-6 at most. So the bound is measured, not guessed: one process with
 --grad-accum 2 and 4 does the SAME maths as --grad-accum 1 (the same examples, noise and
 mean) in another summation order, and DDP must stay within a few times that gap
 (or 1e-6, whichever is larger). A real mismatch, such as another seed, is ~1e-2: far outside.
+Then the cost side: the ranks meet only at log points (one packed all-reduce each), counted
+on a real run; and a --minutes budget is turned into one step count all ranks agree on.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_11_distributed.py -q
 """
+import json
+
 import pytest
 from helpers import make_dit_inputs, make_world, run
 
@@ -100,3 +104,41 @@ def test_04_batch_not_divisible_by_world_size(dit):
     assert r.returncode != 0
     assert "global batch 7 does not split over world size 2" in r.stderr
     assert "--batch-size 8" in r.stderr
+
+
+def launch_counted(tmp_path, script, *flags, nproc=2):
+    """Run `script` under torchrun through tests/collectives.py -> one dict per rank."""
+    out = tmp_path / "counts"
+    out.mkdir(exist_ok=True)
+    r = run("tests/collectives.py", out, script, *flags, nproc=nproc)
+    return r, [json.loads((out / f"rank{k}.json").read_text()) for k in range(nproc)]
+
+
+# 5. --minutes on 2 processes, both trainers: the budget becomes a step count ONCE (one
+#    all-reduce: the slowest rank's speed), so both ranks stop at the same step and exit
+#    cleanly. Before, each rank fixed its own total from its own clock and one could wait
+#    forever in a collective for the other. These are the README's 2-process commands.
+#    And no blocking collective on the hot path: counted on the real run, the loop meets the
+#    other rank only at its log points (every 10 steps and the last: one packed all-reduce
+#    each, training.Meter.sync), plus that one planning all-reduce and dist_cleanup's
+#    barrier. DDP's gradient all-reduce inside backward is the only per-step communication,
+#    as data parallelism requires (it runs in DDP's C++ reducer and is not counted here).
+@pytest.mark.parametrize("script", ["train_dit.py", "train_vae.py"])
+def test_05_minutes_budget_on_two_processes(script, tmp_path):
+    if script == "train_dit.py":
+        flags = [*make_dit_inputs(tmp_path), "--stage", "image"]
+    else:
+        flags = [*make_world(tmp_path / "data", n=16), "--preset", "tiny-t4"]
+    r, ranks = launch_counted(tmp_path, script, *flags, "--out", tmp_path / "run",
+                              "--minutes", 0.1, "--device", "cpu")
+    assert "steps in all (fixed now" in r.stdout
+    total = ranks[0]["total"]
+    assert total > 30 and all(k["step"] == k["total"] == total for k in ranks)
+    kind = "dit" if script == "train_dit.py" else "vae"
+    ck = load_checkpoint(tmp_path / "run" / "ckpt.pt", kind=kind)
+    assert ck["step"] == total and ck["schedule"]["total"] == total
+    for k in ranks:
+        assert k["counts"]["log_points"] == -(-total // 10)   # steps 10, 20, ... and the last
+        assert k["counts"]["all_reduce"] == k["counts"]["log_points"] + 1  # + the planning
+        assert k["counts"]["barrier"] == 1                     # dist_cleanup
+        assert set(k["counts"]) == {"all_reduce", "barrier", "log_points"}

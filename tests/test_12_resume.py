@@ -2,12 +2,11 @@
 
 Concept: a resumed run must continue the trajectory it was on, bit for bit. That needs every
 piece of state in the checkpoint (model, EMA, optimizer moments, step, lr schedule length,
-data epoch and position, the loss log) and randomness that does not depend on the process's
-history: each step draws its noise from a generator seeded by (seed, step), so step s draws
-the same numbers whether the process started at step 0 or at step s - 1 (see
-minivid.common.step_generator). The tests run the real scripts on a tiny synthetic cache:
-1. SIGTERM (what a cluster sends before pre-empting a job): the script finishes its step,
-   saves and exits 0; `--resume` then gives per-step losses, val losses, model, EMA and
+the loss log) and data and randomness that do not depend on the process's history: step s
+reads the batch training.batch_indices gives it and draws its noise from a generator seeded
+by (seed, step), whether the process started at step 0 or at step s - 1. The tests run the real scripts on a tiny synthetic cache:
+1. SIGTERM (what a cluster sends before pre-empting a job): the script runs on to its next
+   log point, saves and exits 0; `--resume` then gives per-step losses, val losses, model, EMA and
    optimizer state bitwise equal to an uninterrupted run.
 2. SIGKILL (no warning, no cleanup): the last periodic checkpoint is intact (atomic saves)
    and resuming from it again reproduces the uninterrupted run bitwise.
@@ -16,7 +15,9 @@ minivid.common.step_generator). The tests run the real scripts on a tiny synthet
    summation order (as in test_11). Adam lets that rounding grow a little every step: after
    ~35 steps on 2 processes the weights differ by ~1e-5 (bound 1e-4), where a different
    seed or a wrong noise row would differ by ~1e-2.
-5. Bad input: resuming with another --preset names the differing fields; --resume with
+5. A run budgeted with --minutes: the step count it planned once is saved, and the resumed
+   run keeps it (and is bitwise a --steps run of that length).
+6. Bad input: resuming with another --preset names the differing fields; --resume with
    nothing to resume says so (train_vae.py here; train_dit.py in test_10).
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_12_resume.py -q
@@ -34,8 +35,8 @@ N = 40  # steps of the image stage: long enough to be interrupted half-way
 
 
 def assert_same_state(a: dict, b: dict):
-    """Bitwise: every tensor of model, EMA and optimizer, the step and the data position."""
-    assert a["step"] == b["step"] and a["data"] == b["data"]
+    """Bitwise: every tensor of model, EMA and optimizer, the step and the schedule."""
+    assert a["step"] == b["step"] and a["schedule"] == b["schedule"]
     for key in ("model",):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert all(torch.equal(a["ema"]["shadow"][k], b["ema"]["shadow"][k]) for k in a["model"])
@@ -100,7 +101,7 @@ def test_03_vae_sigterm_then_resume_is_bitwise(tmp_path):
     assert 0 < load_checkpoint(tmp_path / "term" / "ckpt.pt")["step"] < 30
     run("train_vae.py", *flags, "--out", tmp_path / "term", "--resume")
     a, b = (load_checkpoint(tmp_path / r / "ckpt.pt", kind="vae") for r in ("straight", "term"))
-    assert a["extra"]["log"]["series"] == b["extra"]["log"]["series"]  # every per-step number
+    assert a["log"]["series"] == b["log"]["series"]  # every per-step number
     assert a["step"] == b["step"] == 30
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
@@ -118,8 +119,32 @@ def test_04_resume_on_more_processes(straight):
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 
 
-# 5. Bad input: another preset on --resume is refused, naming the fields; nothing to resume.
-def test_05_resume_bad_input(straight, tmp_path):
+# 5. A --minutes run: the budget became a step count once, saved in the checkpoint; resumed,
+#    it runs to that same count on the same lr schedule, and the whole run is bitwise a plain
+#    `--steps <that count>` run (whose lr before the planning step is the same warmup).
+def test_05_minutes_budget_resumes_on_the_same_schedule(tmp_path):
+    flags = [*make_dit_inputs(tmp_path), "--stage", "image", "--batch-size", 8, "--minutes", 0.05,
+             "--eval-every", 50, "--sample-every", 0, "--device", "cpu"]
+    proc = start("train_dit.py", *flags, "--out", tmp_path / "budget")
+    wait_for(tmp_path / "budget" / "ckpt.pt", proc)  # first save at step 50: after planning
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    cut = load_checkpoint(tmp_path / "budget" / "ckpt.pt", kind="dit")
+    total = cut["schedule"]["total"]
+    assert total is not None and 50 <= cut["step"] < total
+    run("train_dit.py", *flags, "--out", tmp_path / "budget", "--resume")
+    back = load_checkpoint(tmp_path / "budget" / "ckpt.pt", kind="dit")
+    assert back["step"] == back["schedule"]["total"] == total
+    steps = [f if f != "--minutes" else "--steps" for f in flags]
+    steps[steps.index("--steps") + 1] = total
+    run("train_dit.py", *steps, "--out", tmp_path / "steps")
+    ref = load_checkpoint(tmp_path / "steps" / "ckpt.pt", kind="dit")
+    assert back["log"]["series"]["loss"] == ref["log"]["series"]["loss"]
+    assert_same_state(back, ref)
+
+
+# 6. Bad input: another preset on --resume is refused, naming the fields; nothing to resume.
+def test_06_resume_bad_input(straight, tmp_path):
     d, flags, _ = straight
     r = run("train_dit.py", *flags, "--out", d / "straight", "--resume", "--preset", "small",
             check=False)
