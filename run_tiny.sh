@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The toy pipeline, end to end, on a laptop CPU (16.5 minutes measured on 2 quiet cores):
-# tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples.
+# The toy pipeline, end to end, on a laptop CPU (about RUNTIME measured on 2 quiet cores):
+# tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
+# -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+PROMPTS=(
+  --prompt "A large red circle on the left moves quickly to the right. The background is plain black."
+  --prompt "On a plain navy background there is a small yellow square in the centre, which bounces up and down quickly."
+  --prompt "A big white triangle at the top left drifts down-right slowly, on a plain grey background."
+  --prompt "A little cyan disc in the middle grows; the background is plain brown."
+)
 
 echo "== 1. the tiny captioned world (images + clips, dense/sparse captions, preview.gif)"
 python -m minivid.world --out tiny_data
@@ -28,10 +35,17 @@ python train_dit.py --stage video --vae runs/vae_t4/ckpt.pt --latents runs/laten
 echo "== 6. how good is it? adherence + tiny FVD at 8, 32, 100 sampler steps; speed and MFU"
 python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt --steps 8 32 100
 
-echo "== 7. samples (GIFs + a captioned grid)"
-python sample.py --ckpt runs/dit_video/ckpt.pt --out runs/samples \
-    --prompt "A large red circle on the left moves quickly to the right. The background is plain black." \
-    --prompt "On a plain navy background there is a small yellow square in the centre, which bounces up and down quickly." \
-    --prompt "A big white triangle at the top left drifts down-right slowly, on a plain grey background." \
-    --prompt "A little cyan disc in the middle grows; the background is plain brown."
-echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/"
+echo "== 7. samples (GIFs + a captioned grid), the teacher at 100 guided steps"
+python sample.py --ckpt runs/dit_video/ckpt.pt --out runs/samples "${PROMPTS[@]}"
+
+echo "== 8. step distillation: a student that samples in 1, 2, 4 or 8 steps, guidance folded in"
+python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes DISTILL_MIN
+python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt \
+    --student runs/distill/ckpt.pt --gif runs/distill/transfer.gif
+python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --out runs/distill/samples_1step "${PROMPTS[@]}"
+# one-step transfer: val clip 0 (navy background) re-captioned with a grey one, 1 student call
+python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init tiny_data/val/clips/000000.gif \
+    --strength 0.5 --out runs/distill/transfer_1step \
+    --prompt "A tiny purple ball that starts on the left and stays still; and a large white triangle that starts in the top right corner and moves downward quickly. The background is plain grey."
+echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
+echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/)"

@@ -7,6 +7,9 @@ GIF (or MP4) per prompt plus grid.gif with the captions underneath, into --out.
 CPU:       python sample.py --ckpt runs/dit_video/ckpt.pt --prompt "A large red circle in the centre moves to the right. The background is plain black."
 Images:    python sample.py --ckpt runs/dit_image/ckpt.pt --frames 1 --prompt "..."
 One GPU:   add --device cuda.  Many prompts: --prompts-file prompts.txt (one per line).
+Student:   python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --prompt "..."   (distill.py)
+Transfer:  python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init clip.gif --strength 0.5
+           --prompt "..."  (image-to-image: keep the clip's layout and motion, new caption)
 The same prompts, --seed, --steps, --cfg and --sampler give the same pixels (on one device).
 """
 import argparse
@@ -15,8 +18,10 @@ import re
 import sys
 import unicodedata
 
+import numpy as np
+
 from minivid.common import pick_device
-from minivid.data import save_grid, save_video
+from minivid.data import read_frames, save_grid, save_video
 from minivid.sampling import Pipeline
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
@@ -28,12 +33,18 @@ p.add_argument("--unconditional", action="store_true",
                help="allow empty prompts: an empty prompt samples the unconditional model "
                     "(other prompts keep --cfg)")
 p.add_argument("--frames", type=int, default=16, help="frames per video (1 = a still image)")
-p.add_argument("--steps", type=int, default=100, help="sampler steps")
+p.add_argument("--steps", type=int, default=None, help="sampler steps (default: 100 for a "
+               "teacher; a distilled student's fewest, usually 1)")
 p.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (1 = "
                "off; 2 scored best on the tiny world: higher costs shape accuracy)")
 p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE solver")
 p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same videos)")
 p.add_argument("--format", default="gif", choices=["gif", "mp4"], help="per-prompt file type")
+p.add_argument("--init", default=None, help="image-to-image: a clip or image file (any the data "
+               "loader reads) to transform; every prompt starts from it")
+p.add_argument("--strength", type=float, default=0.5, help="with --init: how far to noise it, "
+               "in (0, 1]; 1 = ignore it, lower keeps more of its layout (a student: 0.5 or "
+               "0.25, the jump sizes it learnt)")
 p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one the DiT recorded)")
 p.add_argument("--out", default="runs/samples", help="output folder")
 p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -56,10 +67,43 @@ if empty and not args.unconditional:
 # unconditional halves are the same, so CFG returns the unconditional velocity whatever the
 # scale, and the other prompts of the batch keep their --cfg.
 
+if not 0 < args.strength <= 1:
+    sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
+             "0.5 keeps the layout of --init")
+
 pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
+if pipe.distilled:
+    args.steps = args.steps or min(pipe.distilled["step_counts"])
+    try:
+        pipe.check_steps(args.steps)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    print(f"distilled student: {args.steps} step(s), one network call each, guidance "
+          f"{pipe.distilled['cfg']} folded in (--cfg and --sampler do not apply)")
+args.steps = args.steps or 100
+init = None
+if args.init:
+    if not os.path.isfile(args.init):
+        sys.exit(f"error: --init {args.init}: no such file; give a clip or image (gif, mp4, png, "
+                 "jpg, ...)")
+    size = pipe.ckpt["extra"]["latent_hw"][0] * pipe.vae.cfg.patch
+    try:
+        frames, _ = read_frames(args.init, frames=args.frames, size=size)
+    except Exception as e:  # the decoder's own error, named
+        sys.exit(f"error: --init {args.init} could not be read ({type(e).__name__}: {e}); is "
+                 "it a valid image or video file?")
+    if len(frames) < args.frames:  # an image, or a short clip: hold its last frame, as the
+        print(f"note: --init has {len(frames)} frame(s); its last frame is repeated to "
+              f"{args.frames} (a still start)")  # data loader does for short clips
+        frames += [frames[-1]] * (args.frames - len(frames))
+    init = np.repeat(np.stack(frames)[None], len(prompts), axis=0)  # (N, T, H, W, 3)
 # A prompt longer than the text encoder's max_len is truncated with a warning (minivid/text.py).
-videos = pipe.generate(prompts, args.frames, args.steps, args.cfg, args.seed, args.sampler,
-                       allow_empty=args.unconditional)                    # (N, T, H, W, 3)
+try:
+    videos = pipe.generate(prompts, args.frames, args.steps, args.cfg, args.seed, args.sampler,
+                           allow_empty=args.unconditional, init=init,
+                           strength=args.strength if init is not None else 1.0)  # (N, T, H, W, 3)
+except ValueError as e:
+    sys.exit(f"error: {e}")
 
 os.makedirs(args.out, exist_ok=True)
 ext = "png" if args.frames == 1 else args.format
@@ -71,6 +115,9 @@ for i, (video, prompt) in enumerate(zip(videos, prompts)):
     save_video(path, video)
     print(f"wrote {path}")
 grid = os.path.join(args.out, "grid.png" if args.frames == 1 else "grid.gif")
+if init is not None:  # before | after, each prompt under its own result
+    videos = np.concatenate([init[:1], videos])
+    prompts = [f"--init {os.path.basename(args.init)}", *prompts]
 save_grid(grid, videos, [t or "(unconditional)" for t in prompts])
 print(f"wrote {grid} ({len(prompts)} prompts, {args.steps} {args.sampler} steps, cfg {args.cfg}, "
       f"seed {args.seed})")

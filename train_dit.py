@@ -61,7 +61,7 @@ p.add_argument("--preset", default="tiny", choices=list(DIT_PRESETS), help="mode
 p.add_argument("--steps", type=int, default=None, help="optimizer steps (the lr schedule's "
                "length); wins over --minutes")
 p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the loop: "
-               "turned into a step count ONCE, from the speed of the first 30 steps")
+               "turned into a step count ONCE, from the speed of steps 10-50")
 p.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch, split over ranks. 32 "
                "for the tiny CPU runs: a time budget buys ~1.7x the steps of batch 64, and more "
                "steps won (README)")

@@ -8,6 +8,7 @@ JSON line with its figures (easy to grep, diff and plot).
     python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt
     python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt
     python -m minivid.evaluate throughput --preset tiny  # training speed / MFU, no checkpoint
+    python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt --student runs/distill/ckpt.pt
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -103,6 +104,29 @@ def eval_throughput(args):
     return fig
 
 
+def eval_distill(args):
+    from minivid.distill_bench import distill_report
+
+    _need(args.teacher, "Train one first: python train_dit.py --stage video ... (README)")
+    _need(args.student, "Distil one first: python distill.py --teacher <ckpt> --out runs/distill")
+    fig = distill_report(args.teacher, args.student, args.data, args.n, args.cfg,
+                         args.teacher_steps, args.strength, args.device, args.gif)
+    table = fig.pop("table")
+    cols = [("calls_per_clip", "calls"), ("adherence_val", "adh val"), ("adherence_test", "adh test"),
+            ("fvd_val", "FVD val"), ("ms_b1_total", "ms b1"), ("ms_b1_text", "text"),
+            ("ms_b1_dit", "DiT"), ("ms_b1_vae", "VAE"), ("ms_b64_total", "ms b64"),
+            ("ms_b64_text", "text"), ("ms_b64_dit", "DiT"), ("ms_b64_vae", "VAE")]
+    print(f"\nteacher (cfg {args.cfg}, Euler) vs student (guidance {fig['student_cfg_folded']} "
+          f"folded in), {args.n} prompts per set; ms per clip, one at a time (b1) and 64 at once")
+    print(f"{'':13}" + "".join(f"{h:>9}" for _, h in cols))
+    for name, row in table:
+        print(f"{name:13}" + "".join(f"{row[k]:9.3g}" for k, _ in cols))
+    print_table(f"one-step transfer at strength {args.strength} ({args.n} val clips, edited "
+                "colour or background)", [(k, v) for k, v in fig.items() if "transfer" in k
+                                          or k == "original_vs_new_caption"])
+    return fig
+
+
 def eval_compare(args):
     from minivid.dit_bench import compare
 
@@ -159,9 +183,22 @@ def main(argv=None):
     c.add_argument("finetuned", help="video run started from the image checkpoint")
     c.add_argument("scratch", help="video run of the same length from scratch")
     c.add_argument("--out", default=None, help="PNG with both curves")
+    s = sub.add_parser("distill", **fmt, help="teacher vs distilled student: calls, ms per "
+                       "clip by stage, adherence, tiny FVD; one-step image-to-image transfer")
+    s.add_argument("--teacher", required=True, help="the train_dit.py checkpoint")
+    s.add_argument("--student", required=True, help="the distill.py checkpoint")
+    s.add_argument("--data", default="tiny_data", help="tiny-world folder (val/test prompts)")
+    s.add_argument("--n", type=int, default=128, help="prompts per set (val, test)")
+    s.add_argument("--cfg", type=float, default=2.0, help="the teacher's guidance scale")
+    s.add_argument("--teacher-steps", type=int, nargs="+", default=[100, 8, 4, 2, 1],
+                   help="teacher Euler step counts to score")
+    s.add_argument("--strength", type=float, default=0.5, help="transfer: noise level of the "
+                   "init clip, in (0, 1]")
+    s.add_argument("--gif", default=None, help="before/after transfer GIF to write")
+    s.add_argument("--device", default="cpu", help="cpu | cuda")
     args = p.parse_args(argv)
     fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
-           "compare": eval_compare}[args.what](args)
+           "compare": eval_compare, "distill": eval_distill}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

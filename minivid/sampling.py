@@ -22,8 +22,8 @@ import os
 
 import torch
 
-from minivid import flow
-from minivid.latents import decode_latents
+from minivid import distillation, flow
+from minivid.latents import decode_latents, encode_uint8
 from minivid.t2v import load_model
 from minivid.vae import fingerprint, load_vae
 
@@ -38,7 +38,8 @@ def latent_frames(frames: int, tf: int) -> int:
 @torch.no_grad()
 def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float = 2.0,
                    seed: int = 0, sampler="euler", allow_empty: bool = False,
-                   batch_size: int = 64, cond_frames=None, times=None):
+                   batch_size: int = 64, cond_frames=None, times=None, init=None,
+                   strength: float = 1.0):
     """Prompts -> normalised latents (N, C, T, h, w), deterministic for `seed`.
 
     shape: (C, T, h, w) of one latent. The noise of prompt i is the i-th draw of a CPU
@@ -48,10 +49,23 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
     away from the unconditional prediction (https://arxiv.org/abs/2207.12598).
     sampler: a flow step function or its name ("euler", "heun"); times: a custom time grid.
     cond_frames: (N, C, Tc, h, w) clean normalised latent frames the new ones continue (clip
-    extension); they condition both guidance halves, only the caption is dropped."""
+    extension); they condition both guidance halves, only the caption is dropped.
+    init, strength: image-to-image (SDEdit, https://arxiv.org/abs/2108.01073): start from the
+    normalised latents `init` (N, C, T, h, w) noised to time `strength` on the straight path,
+    (1 - s) * init + s * noise, and integrate from t = s (not 1) down to 0; the layout that
+    survives the noise is kept, the caption decides the rest."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength {strength}: must be in (0, 1] (1 = from pure noise)")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(len(prompts), *shape, generator=g)            # (N, C, T, h, w)
+    if init is not None:
+        if tuple(init.shape) != tuple(noise.shape):
+            raise ValueError(f"init latents {tuple(init.shape)} do not match {tuple(noise.shape)}"
+                             "; encode one clip per prompt, of the frames and size asked for")
+        noise = flow.interpolate(init.float(), noise, torch.full((len(noise),), strength))
+    if times is None and strength != 1:
+        times = strength * flow.timesteps(steps)
     out = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i:i + batch_size]
@@ -76,6 +90,9 @@ class Pipeline:
     def __init__(self, ckpt_path, vae_path=None, device="cpu"):
         self.model, self.ckpt = load_model(ckpt_path)
         extra = self.ckpt["extra"]
+        # A distilled student (distill.py) samples with its own step, no guidance pass, and
+        # only at the step counts it was trained for.
+        self.distilled = extra.get("distilled")
         vae_path = vae_path or extra["vae"]
         if not os.path.exists(vae_path):
             raise FileNotFoundError(f"VAE checkpoint {vae_path} (recorded in {ckpt_path}) not "
@@ -92,13 +109,35 @@ class Pipeline:
 
     def generate(self, prompts: list[str], frames: int = 16, steps: int = 30, cfg: float = 2.0,
                  seed: int = 0, sampler: str = "euler", allow_empty: bool = False,
-                 batch_size: int = 64):
-        """-> uint8 (N, frames, H, W, 3); the same prompts and seed give the same videos."""
+                 batch_size: int = 64, init=None, strength: float = 1.0):
+        """-> uint8 (N, frames, H, W, 3); the same prompts and seed give the same videos.
+
+        init: uint8 (N, frames, H, W, 3) clips to transform (image-to-image), noised to
+        `strength`. A distilled student ignores cfg and sampler (see __init__)."""
         C, (h, w) = self.model["dit"].cfg.in_channels, self.ckpt["extra"]["latent_hw"]
         shape = (C, latent_frames(frames, self.vae.cfg.tf), h, w)
+        if self.distilled:
+            self.check_steps(steps)
+            cfg, sampler = 1.0, distillation.student_step
+        z_init = None
+        if init is not None:
+            H, W = h * self.vae.cfg.patch, w * self.vae.cfg.patch
+            if tuple(init.shape[1:]) != (frames, H, W, 3):
+                raise ValueError(f"init clips {tuple(init.shape)}: expected (N, {frames}, {H}, "
+                                 f"{W}, 3), the frames and size this model makes; resize them "
+                                 f"(minivid.data.read_frames(path, frames={frames}, size={H}))")
+            z, _ = encode_uint8(self.vae, init, batch_size)
+            z_init = (z.float() - self.shift) / self.scale             # (N, C, T', h, w)
         z = sample_latents(self.model, list(prompts), shape, steps, cfg, seed, sampler,
-                           allow_empty, batch_size)
+                           allow_empty, batch_size, init=z_init, strength=strength)
         return self.decode(z, frames, batch_size)
+
+    def check_steps(self, steps: int) -> None:
+        """A student jumps only by the step sizes it learnt: other step counts are refused."""
+        valid = self.distilled["step_counts"]
+        if steps not in valid:
+            raise ValueError(f"this student was distilled for {valid} steps, not {steps}; pass "
+                             f"--steps {' | '.join(map(str, valid))}")
 
     def decode(self, z, frames: int, batch_size: int = 64):
         """Normalised latents (N, C, T', h, w) -> uint8 (N, frames, H, W, 3): undo the cache's

@@ -245,7 +245,7 @@ class StepBudget:
     a little rather than cutting the lr schedule short. SPARE leaves 7% for what is not a
     training step (val losses, checkpoints, previews took ~5% of the tiny runs).
     """
-    PLAN_FROM, PLAN_AT, SPARE = 5, 30, 0.93
+    PLAN_FROM, PLAN_AT, SPARE = 10, 50, 0.93
 
     def __init__(self, steps: int | None, minutes: float | None, saved: dict | None = None):
         if not steps and not minutes and not (saved or {}).get("total"):
