@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The toy pipeline, end to end, on a laptop CPU (about RUNTIME measured on 2 quiet cores):
+# The toy pipeline, end to end, on a laptop CPU (about 30 minutes on 2 quiet cores; see the README):
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
 # -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
@@ -39,7 +39,7 @@ echo "== 7. samples (GIFs + a captioned grid), the teacher at 100 guided steps"
 python sample.py --ckpt runs/dit_video/ckpt.pt --out runs/samples "${PROMPTS[@]}"
 
 echo "== 8. step distillation: a student that samples in 1, 2, 4 or 8 steps, guidance folded in"
-python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes DISTILL_MIN
+python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes 6
 python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt \
     --student runs/distill/ckpt.pt --gif runs/distill/transfer.gif
 python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --out runs/distill/samples_1step "${PROMPTS[@]}"
