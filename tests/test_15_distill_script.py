@@ -21,7 +21,7 @@ import torch
 from helpers import make_cache, make_vae, run, start, wait_for
 
 from minivid import world
-from minivid.checkpoint import load_checkpoint
+from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.sampling import Pipeline
 
 pytestmark = pytest.mark.slow  # real runs of train_dit.py, distill.py and sample.py: ~30 s
@@ -106,7 +106,8 @@ def test_03_transfer(setup, tmp_path):
                       strength=0.5)
 
 
-# 4. Bad teachers: a VAE checkpoint, or a student given as the teacher, are named as such.
+# 4. Bad input: a VAE checkpoint or a student given as the teacher, step counts that do not
+#    divide the grid, and a resumed student whose config is not the teacher's.
 def test_04_bad_teacher(setup):
     d, flags = setup
     r = run("distill.py", "--teacher", d / "vae.pt", "--out", d / "x", "--steps", 2, check=False)
@@ -117,6 +118,13 @@ def test_04_bad_teacher(setup):
     r = run("distill.py", *flags[:2], "--step-counts", 3, "--out", d / "x", "--steps", 2,
             check=False)
     assert r.returncode != 0 and "must each divide --K 8" in r.stderr
+    # --resume on a student of another config (here: its DiT width edited): every differing
+    # field is named, nothing is loaded.
+    ck = load_checkpoint(d / "student" / "ckpt.pt", kind="dit")
+    ck["config"]["dit"]["dim"] = 64
+    save_checkpoint(d / "other" / "ckpt.pt", ck)
+    r = run("distill.py", *flags, "--out", d / "other", "--steps", 6, "--resume", check=False)
+    assert r.returncode != 0 and "dim: checkpoint has 64, expected" in r.stderr
 
 
 # 5. SIGTERM half-way, then --resume: bitwise the uninterrupted run (the trajectory bank is
