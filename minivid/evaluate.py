@@ -166,7 +166,7 @@ def main(argv=None):
     t.add_argument("--device", default="cpu", help="cpu | cuda")
     r = sub.add_parser("throughput", **fmt, help="training tokens/s, samples/s, peak memory and MFU "
                        "of a DiT preset on this device (random weights, no data needed)")
-    r.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    r.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"], help="DiT size")
     r.add_argument("--batch-size", type=int, default=64, help="examples per step")
     r.add_argument("--frames", type=int, default=5, help="latent frames T' (5: a 16-frame clip "
                    "through a tf=4 VAE; 1: an image)")

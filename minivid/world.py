@@ -278,15 +278,17 @@ def default_sizes(n_train_images=16000, n_train_clips=8000, n_eval=512):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Generate the tiny captioned world (images + clips,"
-                                " dense and sparse captions, train/val/compositional test).")
-    p.add_argument("--out", default="tiny_data", help="output folder (default: tiny_data)")
+                                " dense and sparse captions, train/val/compositional test).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="tiny_data", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="world seed; same seed, same files")
     p.add_argument("--res", type=int, default=32, help="frame size in pixels (32 or 64)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip")
-    p.add_argument("--n-train-images", type=int, default=16000)
-    p.add_argument("--n-train-clips", type=int, default=8000)
+    p.add_argument("--n-train-images", type=int, default=16000, help="train images")
+    p.add_argument("--n-train-clips", type=int, default=8000, help="train clips")
     p.add_argument("--n-eval", type=int, default=512, help="images and clips per val/test split")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that render and write the files")
     p.add_argument("--no-preview", action="store_true", help="skip writing preview.gif")
     a = p.parse_args(argv)
     if a.res < 16 or a.res % 8:
