@@ -14,7 +14,7 @@ this script is its loop, the same core as the trainers (minivid/training.py):
    velocity of that jump, u(x_t, t, d), and the loss is |u - (x_t - x_{t-d}) / d|^2.
    The text encoder stays frozen (the teacher's features are what the DiT knows).
 
-CPU (tiny, 2 cores; ~8 minutes: ~1.5 to make the bank, 6 to train):
+CPU (tiny, 2 cores; ~8 minutes: ~2 to make the bank, 6 to train):
     python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes 6
     python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --prompt "..."
 torchrun: torchrun --standalone --nproc_per_node 8 distill.py --teacher ... --batch-size 256 ...
@@ -67,6 +67,9 @@ p.add_argument("--eval-every", type=int, default=100, help="checkpoint every N s
 p.add_argument("--sample-every", type=int, default=500, help="preview GIF (1/2/4/8 steps) every "
                "N steps (0: off)")
 args = p.parse_args()
+for name in ("log_every", "eval_every", "trajectories", "batch_size", "K"):
+    if getattr(args, name) < 1:
+        p.error(f"--{name.replace('_', '-')} must be >= 1")
 if any(n < 1 or args.K % n for n in args.step_counts):
     p.error(f"--step-counts {args.step_counts} must each divide --K {args.K} (e.g. K 8: 1 2 4 8)")
 TRAJECTORY = ["teacher", "step_counts", "K", "cfg", "trajectories", "steps", "batch_size", "lr",
@@ -107,7 +110,11 @@ ids_all, mask_all = teacher["text"].tokenizer(captions)                     # (N
 @torch.no_grad()
 def make_bank(batch=64):
     """-> (K+1, N, C, T, h, w): the guided teacher's trajectories, seeded (same on every rank)."""
-    noise = torch.randn((N, C, T, h, w), generator=torch.Generator().manual_seed(args.seed))
+    # The bank's own noise stream, mixed from (seed, "bank"): NOT torch's manual_seed(seed),
+    # which is what sampling and `evaluate` draw their noise from, so evaluation never starts
+    # from a noise tensor the student was trained on.
+    bank_seed = int(np.random.SeedSequence([args.seed, 0xBA4C]).generate_state(1, np.uint64)[0])
+    noise = torch.randn((N, C, T, h, w), generator=torch.Generator().manual_seed(bank_seed))
     parts = []
     for i in tqdm(range(0, N, batch), desc="teacher trajectories", disable=not dist.is_main):
         ids, mask = ids_all[i:i + batch].to(device), mask_all[i:i + batch].to(device)
@@ -209,7 +216,9 @@ with StopFlag() as stop:
         log.extend(logged.pop("steps"), **logged)
         bar.set_postfix(loss=f"{logged['loss'][-1]:.4f}", lr=f"{lr:.2e}")
         stopping, done = flags["stop"], step == budget.total
-        if (step % args.eval_every == 0 or done or stopping) and guard.in_a_row == 0:
+        # A skipped (non-finite) last step left the weights untouched, so done/stopping always
+        # save; a periodic save waits for a good step (the guard raises if it never comes).
+        if done or stopping or (step % args.eval_every == 0 and guard.in_a_row == 0):
             save()
         if dist.is_main and args.sample_every and (step % args.sample_every == 0 or done):
             preview()

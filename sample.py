@@ -42,9 +42,10 @@ p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same 
 p.add_argument("--format", default="gif", choices=["gif", "mp4"], help="per-prompt file type")
 p.add_argument("--init", default=None, help="image-to-image: a clip or image file (any the data "
                "loader reads) to transform; every prompt starts from it")
-p.add_argument("--strength", type=float, default=0.5, help="with --init: how far to noise it, "
-               "in (0, 1]; 1 = ignore it, lower keeps more of its layout (a student: 0.5 or "
-               "0.25, the jump sizes it learnt)")
+p.add_argument("--strength", type=float, default=None, help="with --init: how far to noise it, "
+               "in (0, 1]; 1 = ignore it, lower keeps more of its layout. A student takes only "
+               "jumps it learnt: strength = steps / n for n in its step counts (--steps 1: 1, "
+               "0.5, 0.25, 0.125). Default 0.5")
 p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one the DiT recorded)")
 p.add_argument("--out", default="runs/samples", help="output folder")
 p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -63,10 +64,15 @@ empty = [i for i, t in enumerate(prompts) if not t.strip()]
 if empty and not args.unconditional:
     sys.exit(f"error: prompt {empty[0] + 1} is empty; write a caption, e.g. \"A small red circle "
              "moves to the left.\", or pass --unconditional to sample without one")
-# No need to switch guidance off for empty prompts: with "" as the caption the conditional and
-# unconditional halves are the same, so CFG returns the unconditional velocity whatever the
-# scale, and the other prompts of the batch keep their --cfg.
+# No need to switch guidance off for empty prompts (a teacher): with "" as the caption the
+# conditional and unconditional halves are the same, so CFG returns the unconditional
+# velocity whatever the scale, and the other prompts of the batch keep their --cfg.
 
+if args.steps is not None and args.steps < 1:
+    sys.exit(f"error: --steps {args.steps}: give at least 1 sampler step")
+if args.strength is not None and not args.init:
+    print("note: --strength only applies with --init; ignored")
+args.strength = 0.5 if args.strength is None else args.strength
 if not 0 < args.strength <= 1:
     sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
              "0.5 keeps the layout of --init")
@@ -75,11 +81,18 @@ pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
 if pipe.distilled:
     args.steps = args.steps or min(pipe.distilled["step_counts"])
     try:
-        pipe.check_steps(args.steps)
+        pipe.check_steps(args.steps, args.strength if args.init else 1.0)
     except ValueError as e:
         sys.exit(f"error: {e}")
+    if args.unconditional:
+        sys.exit("error: --unconditional: a distilled student never saw the empty caption "
+                 "(guidance is folded into it); sample unconditionally with the teacher")
     print(f"distilled student: {args.steps} step(s), one network call each, guidance "
           f"{pipe.distilled['cfg']} folded in (--cfg and --sampler do not apply)")
+    args.cfg, args.sampler = pipe.distilled["cfg"], "student"
+if args.frames != pipe.ckpt["extra"]["frames"]:
+    print(f"note: --frames {args.frames}, but this model trained on {pipe.ckpt['extra']['frames']}"
+          "-frame clips; other lengths are untested")
 args.steps = args.steps or 100
 init = None
 if args.init:
@@ -119,5 +132,5 @@ if init is not None:  # before | after, each prompt under its own result
     videos = np.concatenate([init[:1], videos])
     prompts = [f"--init {os.path.basename(args.init)}", *prompts]
 save_grid(grid, videos, [t or "(unconditional)" for t in prompts])
-print(f"wrote {grid} ({len(prompts)} prompts, {args.steps} {args.sampler} steps, cfg {args.cfg}, "
-      f"seed {args.seed})")
+print(f"wrote {grid} ({len(prompts)} prompts, {args.steps} {args.sampler} steps, cfg {args.cfg}"
+      f"{' (folded in)' if pipe.distilled else ''}, seed {args.seed})")

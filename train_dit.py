@@ -86,6 +86,9 @@ p.add_argument("--eval-every", type=int, default=100, help="val loss + checkpoin
 p.add_argument("--sample-every", type=int, default=1000, help="preview GIF every N steps (0: off)")
 args = p.parse_args()
 args.out = args.out or f"runs/dit_{args.stage}"
+for name in ("log_every", "eval_every", "batch_size", "grad_accum"):
+    if getattr(args, name) < 1:
+        p.error(f"--{name.replace('_', '-')} must be >= 1")
 # Flags that shape the trajectory: resume with the same ones to continue it exactly.
 TRAJECTORY = ["stage", "latents", "init_from", "preset", "steps", "batch_size", "grad_accum",
               "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "seed", "precision"]
@@ -97,6 +100,9 @@ ckpt_path = os.path.join(args.out, "ckpt.pt")
 resume = None
 if args.resume:
     resume = resume_checkpoint(args.out, kind="dit")
+    if resume["extra"].get("distilled"):
+        raise ValueError(f"--resume: {ckpt_path} is a distilled student (distill.py); resume "
+                         "it with distill.py --resume, or use another --out")
     if resume["args"]["stage"] != args.stage:
         raise ValueError(f"--resume: {ckpt_path} is a --stage {resume['args']['stage']} run; "
                          "resume it with that stage, or use another --out for "
@@ -266,10 +272,12 @@ with StopFlag() as stop:
         bar.set_postfix(loss=f"{logged['loss'][-1]:.4f}", lr=f"{lr:.2e}",
                         tok_s=f"{rate['tokens_per_s']:.0f}", mfu=f"{rate['mfu']:.0%}")
         stopping, done = flags["stop"], step == budget.total
-        if (step % args.eval_every == 0 or done or stopping) and guard.in_a_row == 0:
+        # A skipped (non-finite) step left the weights untouched, so the last step and a stop
+        # always save; a periodic save waits for a good step (the guard raises if none comes).
+        if done or stopping or (step % args.eval_every == 0 and guard.in_a_row == 0):
             if val is not None and dist.is_main:
                 log.append(step, val=val_loss())
-            save()  # never mid-divergence: that keeps the last good checkpoint
+            save()
         if dist.is_main and val is not None and args.sample_every and \
                 (step % args.sample_every == 0 or done):
             preview()

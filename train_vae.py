@@ -68,6 +68,9 @@ p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     "it trains the VAE ~1.6x faster at the same PSNR (common.pick_precision)")
 args = p.parse_args()
 args.out = args.out or f"runs/vae_{args.preset or 'tiny-t4'}"
+for name in ("log_every", "save_every", "batch_size", "image_batch_size"):
+    if getattr(args, name) < 1:
+        p.error(f"--{name.replace('_', '-')} must be >= 1")
 TRAJECTORY = ["steps", "batch_size", "image_batch_size", "lr", "warmup", "grad_clip",
               "kl_weight", "frames", "size", "seed", "precision"]
 
@@ -175,8 +178,9 @@ with StopFlag() as stop:
         log.extend(logged.pop("steps"), **logged)
         bar.set_postfix(loss=f"{logged['loss'][-1]:.4f}", lr=f"{lr:.1e}")
         stopping = flags["stop"]
-        if (step % args.save_every == 0 or step == budget.total or stopping) \
-                and guard.in_a_row == 0:
+        # the last step and a stop always save (a skipped step left the weights untouched)
+        if step == budget.total or stopping or (step % args.save_every == 0
+                                                 and guard.in_a_row == 0):
             save()
         if stopping:
             break

@@ -64,7 +64,9 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
             raise ValueError(f"init latents {tuple(init.shape)} do not match {tuple(noise.shape)}"
                              "; encode one clip per prompt, of the frames and size asked for")
         noise = flow.interpolate(init.float(), noise, torch.full((len(noise),), strength))
-    if times is None and strength != 1:
+    if strength != 1:
+        if times is not None:
+            raise ValueError("give either a custom time grid or a strength < 1, not both")
         times = strength * flow.timesteps(steps)
     out = []
     for i in range(0, len(prompts), batch_size):
@@ -117,7 +119,10 @@ class Pipeline:
         C, (h, w) = self.model["dit"].cfg.in_channels, self.ckpt["extra"]["latent_hw"]
         shape = (C, latent_frames(frames, self.vae.cfg.tf), h, w)
         if self.distilled:
-            self.check_steps(steps)
+            self.check_steps(steps, strength)
+            if allow_empty:
+                raise ValueError("a distilled student never saw the empty caption (guidance is "
+                                 "folded into it); sample unconditionally with the teacher")
             cfg, sampler = 1.0, distillation.student_step
         z_init = None
         if init is not None:
@@ -132,12 +137,20 @@ class Pipeline:
                            allow_empty, batch_size, init=z_init, strength=strength)
         return self.decode(z, frames, batch_size)
 
-    def check_steps(self, steps: int) -> None:
-        """A student jumps only by the step sizes it learnt: other step counts are refused."""
+    def check_steps(self, steps: int, strength: float = 1.0) -> None:
+        """A student jumps only by the step sizes it learnt: d = 1/n from t = 1 - k/n, for n in
+        its step counts. Other step counts are refused; so is a strength that puts the jumps
+        off that grid (from t = s in `steps` jumps of s/steps: s/steps must be one of 1/n)."""
         valid = self.distilled["step_counts"]
         if steps not in valid:
             raise ValueError(f"this student was distilled for {valid} steps, not {steps}; pass "
                              f"--steps {' | '.join(map(str, valid))}")
+        n = steps / strength
+        if abs(n - round(n)) > 1e-6 or round(n) not in valid:
+            ok = sorted((steps / m for m in valid if m >= steps), reverse=True)
+            raise ValueError(f"strength {strength} with {steps} step(s): jumps of {strength / steps:.3g}"
+                             f" the student never learnt; with --steps {steps} use --strength "
+                             f"{' | '.join(f'{s:g}' for s in ok)}")
 
     def decode(self, z, frames: int, batch_size: int = 64):
         """Normalised latents (N, C, T', h, w) -> uint8 (N, frames, H, W, 3): undo the cache's

@@ -254,6 +254,9 @@ class StepBudget:
             raise ValueError(f"--steps must be >= 1 and --minutes > 0 (got {steps}, {minutes})")
         self.total = steps or (saved or {}).get("total")
         self.minutes = minutes
+        if minutes and not steps and (saved or {}).get("total"):
+            print0(f"note: --minutes {minutes} is not used: this run already fixed its length "
+                   f"at {saved['total']} steps (pass --steps N to change it)")
         self.start_step = self.t_start = self.t_from = None
 
     def start(self, step: int) -> None:

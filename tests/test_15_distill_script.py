@@ -82,7 +82,8 @@ def test_02_student_sampling(setup):
 
 
 # 3. One-step image-to-image: a real clip in, the same frames and size out, before | after in
-#    the grid; bad --strength / --init are clear errors.
+#    the grid; bad --strength / --init are clear errors, and so is a strength whose jump the
+#    student never learnt (from t = s in one step: s must be 1/n for a learnt n).
 def test_03_transfer(setup, tmp_path):
     d, _ = setup
     scene = world.sample_scene(np.random.default_rng(0), "val", 16)
@@ -97,7 +98,9 @@ def test_03_transfer(setup, tmp_path):
     assert "its last frame is repeated to 16" in r.stdout
     for flags, message in ((["--init", clip, "--strength", 1.5], "--strength 1.5 must be in"),
                            (["--init", tmp_path / "nope.gif"], "no such file"),
-                           (["--init", d / "vae.pt"], "could not be read")):
+                           (["--init", d / "vae.pt"], "could not be read"),
+                           (["--init", clip, "--strength", 0.6], "--strength 1 | 0.5 | 0.25 | 0.125"),
+                           (["--unconditional"], "never saw the empty caption")):
         r = run("sample.py", *base, *flags, "--out", tmp_path / "bad", check=False)
         assert r.returncode != 0 and message in r.stderr, r.stderr[-500:]
     pipe = Pipeline(d / "student" / "ckpt.pt")
