@@ -115,27 +115,22 @@ def edit_scene(spec: dict, k: int) -> dict:
 
 def _transfer_scores(videos, specs, edits) -> dict:
     """Adherence to the new caption (all stated attributes), to the one attribute the edit
-    changed (the first object's colour, or the background), and to every other one (kept)."""
-    hits = {"all": [0, 0], "changed": [0, 0], "kept": [0, 0]}
-
-    def add(group, found, want):
-        for key, (h, t) in checker.score_by_attribute(found, want).items():
-            if key != "position_2":
-                hits[group][0] += h
-                hits[group][1] += t
-
+    changed (the first object's colour, or the background), and to every other one (kept =
+    all minus changed, so objects are matched once, by colour, as evaluate dit does)."""
+    hits = {"all": [0, 0], "changed": [0, 0]}
     for video, spec, k in zip(videos, specs, edits):
         found, want = checker.detect(video), checker.stated(spec)
-        add("all", found, want)
-        objs = [dict(o) for o in want["objects"]]
         if k % 2 == 0:  # the first object was recoloured
-            add("changed", found, {"background": None, "objects": [{"colour": objs[0]["colour"]}]})
-            del objs[0]["colour"]  # matched by shape instead
-            add("kept", found, {"background": want["background"], "objects": objs})
-        else:  # the background was changed
-            add("changed", found, {"background": want["background"], "objects": []})
-            add("kept", found, {"background": None, "objects": objs})
-    return {f"transfer_{g}": h / max(t, 1) for g, (h, t) in hits.items()}
+            changed = {"background": None, "objects": [{"colour": want["objects"][0]["colour"]}]}
+        else:           # the background was changed
+            changed = {"background": want["background"], "objects": []}
+        for group, w in (("all", want), ("changed", changed)):
+            for key, (h, t) in checker.score_by_attribute(found, w).items():
+                if key != "position_2":
+                    hits[group][0] += h
+                    hits[group][1] += t
+    kept = [hits["all"][0] - hits["changed"][0], hits["all"][1] - hits["changed"][1]]
+    return {f"transfer_{g}": h / max(t, 1) for g, (h, t) in {**hits, "kept": kept}.items()}
 
 
 def transfer_report(teacher, student, data_dir, n, strength, student_steps, gif=None) -> dict:

@@ -147,3 +147,21 @@ def test_05_sigterm_then_resume_is_bitwise(setup):
     assert a["log"]["series"]["loss"] == b["log"]["series"]["loss"] and a["step"] == b["step"] == 60
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert all(torch.equal(a["ema"]["shadow"][k], b["ema"]["shadow"][k]) for k in a["model"])
+
+
+# 6. The transfer score of `evaluate distill`: a clip rendered from the edited scene scores 1
+#    on everything; the untouched original scores 0 on the changed attribute and 1 on the kept
+#    ones, for a recoloured object (even k) and a new background (odd k) alike.
+def test_06_transfer_scores():
+    from minivid.distill_bench import _transfer_scores, edit_scene
+
+    rng = np.random.default_rng(3)
+    for k in (0, 1):
+        spec = world.sample_scene(rng, "val", 16).to_dict()
+        new = edit_scene(spec, k)
+        assert new != spec
+        edited, original = (world.render(world.Scene.from_dict(s)) for s in (new, spec))
+        assert _transfer_scores([edited], [new], [k]) == {
+            "transfer_all": 1.0, "transfer_changed": 1.0, "transfer_kept": 1.0}
+        score = _transfer_scores([original], [new], [k])
+        assert score["transfer_changed"] == 0.0 and score["transfer_kept"] == 1.0
