@@ -15,7 +15,7 @@ import sys
 
 import torch.distributed as tdist
 
-from minivid import training
+from minivid import common, training
 
 counts = {}
 for name in ("all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list",
@@ -32,10 +32,21 @@ def counted_sync(self, *args, _real=training.Meter.sync, **kwargs):
 
 
 training.Meter.sync = counted_sync
-
 out, script = sys.argv[1], sys.argv[2]
-sys.argv = [script, *sys.argv[3:]]
 rank = os.environ.get("RANK", "0")
-g = runpy.run_path(script, run_name="__main__")
-with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-    json.dump({"counts": counts, "step": g["step"], "total": g["budget"].total}, f)
+real_cleanup = common.dist_cleanup
+
+
+def report_then_cleanup():
+    """The script's last line: write this rank's counts and final step, then the real
+    dist_cleanup (which ends a distributed process with os._exit, so nothing runs after it)."""
+    g = sys._getframe(1).f_globals  # the script's own globals (runpy's __main__)
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump({"counts": dict(counts), "step": g["step"], "total": g["budget"].total}, f)
+    real_cleanup()
+
+
+common.dist_cleanup = report_then_cleanup  # the script imports it from minivid.common
+
+sys.argv = [script, *sys.argv[3:]]
+runpy.run_path(script, run_name="__main__")

@@ -120,7 +120,7 @@ def launch_counted(tmp_path, script, *flags, nproc=2):
 #    forever in a collective for the other. These are the README's 2-process commands.
 #    And no blocking collective on the hot path: counted on the real run, the loop meets the
 #    other rank only at its log points (every 10 steps and the last: one packed all-reduce
-#    each, training.Meter.sync), plus that one planning all-reduce and dist_cleanup's
+#    each, training.Meter.sync), plus that one planning all-reduce, then dist_cleanup's
 #    barrier. DDP's gradient all-reduce inside backward is the only per-step communication,
 #    as data parallelism requires (it runs in DDP's C++ reducer and is not counted here).
 @pytest.mark.parametrize("script", ["train_dit.py", "train_vae.py"])
@@ -140,5 +140,5 @@ def test_05_minutes_budget_on_two_processes(script, tmp_path):
     for k in ranks:
         assert k["counts"]["log_points"] == -(-total // 10)   # steps 10, 20, ... and the last
         assert k["counts"]["all_reduce"] == k["counts"]["log_points"] + 1  # + the planning
-        assert k["counts"]["barrier"] == 1                     # dist_cleanup
-        assert set(k["counts"]) == {"all_reduce", "barrier", "log_points"}
+        assert set(k["counts"]) == {"all_reduce", "log_points"}  # nothing else (counted up
+        # to dist_cleanup, whose one barrier ends the run)
