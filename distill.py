@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from minivid import distillation, flow
-from minivid.checkpoint import check_config, load_checkpoint, resume_checkpoint
+from minivid.checkpoint import check_config, load_checkpoint
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
@@ -37,8 +37,8 @@ from minivid.latents import load_latents
 from minivid.sampling import Pipeline, sample_latents
 from minivid.t2v import build_model
 from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag, adamw,
-                              batch_indices, clip_and_step, lr_at, restore_run, save_run,
-                              set_lr, warn_changed_flags)
+                              batch_indices, clip_and_step, lr_at, restore_run, resume_run,
+                              save_run, set_lr)
 
 p = argparse.ArgumentParser(description="Distil a DiT into a few-step student (guidance "
                             "folded in).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -79,10 +79,7 @@ TRAJECTORY = ["teacher", "step_counts", "K", "cfg", "trajectories", "steps", "ba
 dist = dist_setup(args.device)
 device = dist.device
 ckpt_path = os.path.join(args.out, "ckpt.pt")
-resume = None
-if args.resume:
-    resume = resume_checkpoint(args.out, kind="dit")
-    warn_changed_flags(resume["args"], args, TRAJECTORY)
+resume = resume_run(args, "dit", TRAJECTORY)
 budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
 
 # The teacher: a plain DiT checkpoint (not a VAE, not already a student).
@@ -226,8 +223,7 @@ with StopFlag() as stop:
             break
 bar.close()
 if stopping:
-    print0(f"{stop.signal or 'a signal on another rank'}: saved {ckpt_path} at step {step}; "
-           "continue with the same command + --resume")
+    print0(stop.saved_message(ckpt_path, step))
 print0(f"done: step {step}/{budget.total}, {guard.skipped} skipped steps; loss (last 50) "
        f"{np.mean(log.series['loss']['value'][-50:]):.4f}; student in {ckpt_path}")
 dist_cleanup()

@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from minivid import flow
-from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, resume_checkpoint
+from minivid.checkpoint import check_config, load_checkpoint, load_state_strict
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, measure_matmul_peak,
                             pick_precision, print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
@@ -44,7 +44,7 @@ from minivid.t2v import FlowLoss, build_model, make_config
 from minivid.text import PAD, build_vocab
 from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag,
                               Throughput, adamw, batch_indices, clip_and_step, lr_at, restore_run,
-                              save_run, set_lr, warn_changed_flags)
+                              resume_run, save_run, set_lr)
 from minivid.vae import fingerprint, load_vae
 
 p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.",
@@ -97,9 +97,8 @@ TRAJECTORY = ["stage", "latents", "init_from", "preset", "steps", "batch_size", 
 dist = dist_setup(args.device)
 device = dist.device
 ckpt_path = os.path.join(args.out, "ckpt.pt")
-resume = None
-if args.resume:
-    resume = resume_checkpoint(args.out, kind="dit")
+resume = resume_run(args, "dit", TRAJECTORY)
+if resume is not None:
     if resume["extra"].get("distilled"):
         raise ValueError(f"--resume: {ckpt_path} is a distilled student (distill.py); resume "
                          "it with distill.py --resume, or use another --out")
@@ -107,7 +106,6 @@ if args.resume:
         raise ValueError(f"--resume: {ckpt_path} is a --stage {resume['args']['stage']} run; "
                          "resume it with that stage, or use another --out for "
                          f"--stage {args.stage}")
-    warn_changed_flags(resume["args"], args, TRAJECTORY)
 init = resume or (load_checkpoint(args.init_from, kind="dit") if args.init_from else None)
 budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
 
@@ -286,8 +284,7 @@ with StopFlag() as stop:
             break
 bar.close()
 if stopping:
-    print0(f"{stop.signal or 'a signal on another rank'}: saved {ckpt_path} at step {step}; "
-           "continue with the same command + --resume")
+    print0(stop.saved_message(ckpt_path, step))
 rate = speed.report()
 print0(f"done: step {step}/{budget.total}, {guard.skipped} skipped steps; train loss (last 50) "
        f"{np.mean(log.series['loss']['value'][-50:]):.4f}; {rate['tokens_per_s']:.0f} tokens/s, "

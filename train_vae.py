@@ -24,15 +24,15 @@ from dataclasses import asdict
 import torch
 from tqdm import tqdm
 
-from minivid.checkpoint import check_config, resume_checkpoint
+from minivid.checkpoint import check_config
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import CaptionedVideos, load_uint8, save_grid, to_float, to_uint8
 from minivid.latents import roundtrip
 from minivid.metrics import psnr
 from minivid.training import (LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag, adamw,
-                              batch_indices, clip_and_step, lr_at, restore_run, save_run, set_lr,
-                              warn_changed_flags)
+                              batch_indices, clip_and_step, lr_at, restore_run, resume_run,
+                              save_run, set_lr)
 from minivid.vae import PRESETS, VAE, VAEConfig, pad_frames
 
 p = argparse.ArgumentParser(description="Train the patch VAE on images + clips.",
@@ -78,12 +78,11 @@ TRAJECTORY = ["steps", "batch_size", "image_batch_size", "lr", "warmup", "grad_c
 dist = dist_setup(args.device)
 seed_all(args.seed)  # the same init on every rank
 ckpt_path = os.path.join(args.out, "ckpt.pt")
-resume = resume_checkpoint(args.out, kind="vae") if args.resume else None
+resume = resume_run(args, "vae", TRAJECTORY)
 if resume is not None:
     cfg = VAEConfig(**resume["config"])
     if args.preset:  # refuse before anything is loaded, naming the differing fields
         check_config(resume["config"], asdict(PRESETS[args.preset]), "VAE")
-    warn_changed_flags(resume["args"], args, TRAJECTORY)
 else:
     cfg = PRESETS[args.preset or "tiny-t4"]
 budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
@@ -186,7 +185,7 @@ with StopFlag() as stop:
             break
 bar.close()
 if stopping:  # pre-empted: the checkpoint is what matters, leave before the grace period ends
-    print0(f"stopped by a signal at step {step}; continue with the same command + --resume")
+    print0(stop.saved_message(ckpt_path, step))
     dist_cleanup()
     raise SystemExit(0)
 print0(f"trained {step} steps, {guard.skipped} skipped")

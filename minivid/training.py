@@ -463,6 +463,11 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self.signal is not None
 
+    def saved_message(self, path: str, step: int) -> str:
+        """What a script prints when it leaves after a signal (on this rank or another)."""
+        return (f"{self.signal or 'a signal on another rank'}: saved {path} at step {step}; "
+                "continue with the same command + --resume")
+
     def close(self) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
@@ -504,6 +509,18 @@ def restore_run(ckpt: dict, model, opt, log: LossLog, ema: EMA | None = None) ->
     if ema is not None:
         ema.load_state_dict(ckpt["ema"])
     return ckpt["step"]
+
+
+def resume_run(args, kind: str, trajectory: list[str]) -> dict | None:
+    """With --resume: the checkpoint <args.out>/ckpt.pt (a clear error if there is none), after
+    warning about changed trajectory flags; without it: None (a fresh run)."""
+    if not args.resume:
+        return None
+    from minivid.checkpoint import resume_checkpoint
+
+    ckpt = resume_checkpoint(args.out, kind=kind)
+    warn_changed_flags(ckpt["args"], args, trajectory)
+    return ckpt
 
 
 def warn_changed_flags(saved_args: dict, args, names: list[str]) -> None:
