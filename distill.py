@@ -144,9 +144,10 @@ if resume is not None:
     step = restore_run(resume, student, opt, log, ema)
 ddp = wrap_ddp(student["dit"], dist)
 dtype = pick_precision(device, args.precision, bf16_pays_on_cpu=student["dit"].cfg.dim >= 256)
-B = check_batch(args.batch_size, dist)
+check_batch(args.batch_size, dist)  # the global batch must split over the ranks
 preview_prompts = list(load_latents(extra["latents"]["val"])["captions"][:4]) \
     if os.path.exists(extra["latents"]["val"]) else captions[:4]
+
 
 def save():
     save_run(ckpt_path, dist, kind="dit", config=config, model=student, opt=opt, step=step,
