@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from minivid import distillation, flow
-from minivid.checkpoint import check_config, load_checkpoint
+from minivid.checkpoint import check_config, load_checkpoint, restore_run, resume_run, save_run
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
@@ -37,8 +37,7 @@ from minivid.latents import load_latents
 from minivid.sampling import Pipeline, sample_latents
 from minivid.t2v import build_model
 from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag, adamw,
-                              batch_indices, clip_and_step, lr_at, restore_run, resume_run,
-                              save_run, set_lr)
+                              batch_indices, clip_and_step, lr_at, set_lr)
 
 p = argparse.ArgumentParser(description="Distil a DiT into a few-step student (guidance "
                             "folded in).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)

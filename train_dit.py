@@ -33,7 +33,8 @@ import torch
 from tqdm import tqdm
 
 from minivid import flow
-from minivid.checkpoint import check_config, load_checkpoint, load_state_strict
+from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict, restore_run,
+                                resume_run, save_run)
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, measure_matmul_peak,
                             pick_precision, print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
@@ -43,8 +44,7 @@ from minivid.sampling import sample_latents
 from minivid.t2v import FlowLoss, build_model, make_config
 from minivid.text import PAD, build_vocab
 from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag,
-                              Throughput, adamw, batch_indices, clip_and_step, lr_at, restore_run,
-                              resume_run, save_run, set_lr)
+                              Throughput, adamw, batch_indices, clip_and_step, lr_at, set_lr)
 from minivid.vae import fingerprint, load_vae
 
 p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.",

@@ -24,15 +24,14 @@ from dataclasses import asdict
 import torch
 from tqdm import tqdm
 
-from minivid.checkpoint import check_config
+from minivid.checkpoint import check_config, restore_run, resume_run, save_run
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import CaptionedVideos, load_uint8, save_grid, to_float, to_uint8
 from minivid.latents import roundtrip
 from minivid.metrics import psnr
 from minivid.training import (LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag, adamw,
-                              batch_indices, clip_and_step, lr_at, restore_run, resume_run,
-                              save_run, set_lr)
+                              batch_indices, clip_and_step, lr_at, set_lr)
 from minivid.vae import PRESETS, VAE, VAEConfig, pad_frames
 
 p = argparse.ArgumentParser(description="Train the patch VAE on images + clips.",

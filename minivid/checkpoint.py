@@ -22,6 +22,9 @@ Three ideas make it robust:
    numbers) and refuses anything else. So we only ever *save* such types (checked below).
 3. Clear errors. Every failure names the file, what is wrong, and what to do.
 
+The training scripts save and resume through save_run / restore_run / resume_run (bottom):
+the same layout for every trainer.
+
 Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
 """
 
@@ -35,6 +38,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+
+from minivid.common import print0
 
 FORMAT = 1  # bump when the layout of the dict changes, and say how to convert old files
 
@@ -265,3 +270,52 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, what: str) -> No
         msg += ("\nthe checkpoint was made with another config; rebuild the model from "
                 "ckpt['config'] instead of flags")
     raise ValueError(msg)
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def save_run(path: str, dist, *, kind: str, config: dict, model: torch.nn.Module,
+             opt: torch.optim.Optimizer, step: int, args, log, budget,
+             ema=None, extra: dict | None = None) -> None:
+    """Every trainer's checkpoint, in the one format (minivid/checkpoint.py), rank 0 only;
+    also redraws loss.png beside it. No RNG state and no data position: a step's data
+    (batch_indices) and randomness (common.step_generator) are functions of (seed, step)."""
+    if not dist.is_main:
+        return
+    save_checkpoint(path, {
+        "kind": kind, "config": config, "model": model.state_dict(),
+        "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
+        "step": step, "args": vars(args), "log": log.state_dict(),
+        "schedule": budget.state_dict(), "extra": extra or {}})
+    log.plot(os.path.join(os.path.dirname(path), "loss.png"))
+
+
+def restore_run(ckpt: dict, model, opt, log, ema=None) -> int:
+    """Load a save_run checkpoint into fresh objects (all-or-nothing); -> the step to go on at."""
+    load_state_strict(model, ckpt["model"], ckpt["kind"])
+    opt.load_state_dict(ckpt["optimizer"])
+    log.load_state_dict(ckpt["log"])
+    if ema is not None:
+        ema.load_state_dict(ckpt["ema"])
+    return ckpt["step"]
+
+
+def resume_run(args, kind: str, trajectory: list[str]) -> dict | None:
+    """With --resume: the checkpoint <args.out>/ckpt.pt (a clear error if there is none), after
+    warning about changed trajectory flags; without it: None (a fresh run)."""
+    if not args.resume:
+        return None
+    ckpt = resume_checkpoint(args.out, kind=kind)
+    warn_changed_flags(ckpt["args"], args, trajectory)
+    return ckpt
+
+
+def warn_changed_flags(saved_args: dict, args, names: list[str]) -> None:
+    """--resume with flags that shape the trajectory changed: allowed (e.g. a lower --lr after a
+    divergence), but say that the run no longer follows the original one exactly."""
+    changed = [f"--{k.replace('_', '-')} {saved_args.get(k)!r} -> {getattr(args, k)!r}"
+               for k in names if saved_args.get(k) != getattr(args, k)]
+    if changed:
+        print0("warning: --resume with changed flags (" + ", ".join(changed) + "): the run "
+               "continues, but no longer on the exact trajectory of the original")

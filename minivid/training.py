@@ -20,7 +20,7 @@ is solved once. A loop looks like this (see train_dit.py for the real one):
                 logged, flags = meter.sync(dist, stop=bool(stop))   # THE all-reduce of the interval
                 guard.check(logged)                             # diverged? stop with a clear error
                 log.extend(**logged)
-                ... val loss, save_run(...), previews ...
+                ... val loss, checkpoint.save_run(...), previews ...
                 if flags["stop"]: break
 
 Nothing on the hot path of a step waits for the host or for the other ranks: metrics stay on
@@ -44,7 +44,6 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from minivid.checkpoint import save_checkpoint
 from minivid.common import Dist, all_reduce, print0, sync_device
 
 # ----------------------------------------------------------------------------- EMA
@@ -478,56 +477,3 @@ class StopFlag:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_run(path: str, dist: Dist, *, kind: str, config: dict, model: torch.nn.Module,
-             opt: torch.optim.Optimizer, step: int, args, log: LossLog, budget: StepBudget,
-             ema: EMA | None = None, extra: dict | None = None) -> None:
-    """Every trainer's checkpoint, in the one format (minivid/checkpoint.py), rank 0 only;
-    also redraws loss.png beside it. No RNG state and no data position: a step's data
-    (batch_indices) and randomness (common.step_generator) are functions of (seed, step)."""
-    if not dist.is_main:
-        return
-    save_checkpoint(path, {
-        "kind": kind, "config": config, "model": model.state_dict(),
-        "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
-        "step": step, "args": vars(args), "log": log.state_dict(),
-        "schedule": budget.state_dict(), "extra": extra or {}})
-    log.plot(os.path.join(os.path.dirname(path), "loss.png"))
-
-
-def restore_run(ckpt: dict, model, opt, log: LossLog, ema: EMA | None = None) -> int:
-    """Load a save_run checkpoint into fresh objects (all-or-nothing); -> the step to go on at."""
-    from minivid.checkpoint import load_state_strict
-
-    load_state_strict(model, ckpt["model"], ckpt["kind"])
-    opt.load_state_dict(ckpt["optimizer"])
-    log.load_state_dict(ckpt["log"])
-    if ema is not None:
-        ema.load_state_dict(ckpt["ema"])
-    return ckpt["step"]
-
-
-def resume_run(args, kind: str, trajectory: list[str]) -> dict | None:
-    """With --resume: the checkpoint <args.out>/ckpt.pt (a clear error if there is none), after
-    warning about changed trajectory flags; without it: None (a fresh run)."""
-    if not args.resume:
-        return None
-    from minivid.checkpoint import resume_checkpoint
-
-    ckpt = resume_checkpoint(args.out, kind=kind)
-    warn_changed_flags(ckpt["args"], args, trajectory)
-    return ckpt
-
-
-def warn_changed_flags(saved_args: dict, args, names: list[str]) -> None:
-    """--resume with flags that shape the trajectory changed: allowed (e.g. a lower --lr after a
-    divergence), but say that the run no longer follows the original one exactly."""
-    changed = [f"--{k.replace('_', '-')} {saved_args.get(k)!r} -> {getattr(args, k)!r}"
-               for k in names if saved_args.get(k) != getattr(args, k)]
-    if changed:
-        print0("warning: --resume with changed flags (" + ", ".join(changed) + "): the run "
-               "continues, but no longer on the exact trajectory of the original")
