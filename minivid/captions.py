@@ -59,27 +59,30 @@ def _pick(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _object_phrase(obj, rng, still_image):
+def _object_phrase(obj, rng, still_image, where=True):
     """'a small red circle in the top left corner that moves slowly to the right'."""
     size, shape = _pick(rng, SIZE_WORDS[obj.size]), _pick(rng, SHAPE_WORDS[obj.shape])
     noun = f"{size} {obj.colour} {shape}"
     art = "an" if noun[0] in "aeiou" else "a"
-    where = _pick(rng, POSITION_WORDS[obj.position])
+    place = _pick(rng, POSITION_WORDS[obj.position])
     if still_image:
-        return f"{art} {noun} {where}"
+        return f"{art} {noun} {place}"
     move = _pick(rng, MOTION_WORDS[obj.motion])
     if obj.speed:
         speed = _pick(rng, SPEED_WORDS[obj.speed])
         move = f"{speed} {move}" if rng.random() < 0.5 else f"{move} {speed}"
+    if not where:  # a continuation clip: where things are is the history's business
+        return f"{art} {noun} that {move}" if rng.random() < 0.5 else f"{art} {noun}, which {move}"
     if rng.random() < 0.5:
-        return f"{art} {noun} that starts {where} and {move}"
-    return f"{art} {noun} {where}, which {move}"
+        return f"{art} {noun} that starts {place} and {move}"
+    return f"{art} {noun} {place}, which {move}"
 
 
-def dense_caption(scene, rng):
-    """Everything visible, in one of several phrasings. `rng`: a numpy Generator."""
+def dense_caption(scene, rng, where=True):
+    """Everything visible, in one of several phrasings. `rng`: a numpy Generator.
+    where=False leaves out the start positions (the captions of continuation clips)."""
     still = scene.frames == 1
-    objs = [_object_phrase(o, rng, still) for o in scene.objects]
+    objs = [_object_phrase(o, rng, still, where) for o in scene.objects]
     bg = _pick(rng, COLOUR_WORDS[scene.background])
     things = objs[0] if len(objs) == 1 else f"{objs[0]}; and {objs[1]}"
     kind = "A still image" if still else "A short clip"
@@ -103,6 +106,16 @@ def sparse_caption(scene, rng):
         parts.append(noun)
     text = " and ".join(parts)
     return ("a " + text) if rng.random() < 0.5 else text
+
+
+def strip_positions(text):
+    """A prompt for a continuation clip: the same words without the start positions, which
+    would contradict the history ("starts on the left" is false for clip 5). Removes the
+    world's position phrases and the "starts ... and" around them; other text is kept."""
+    out = re.sub(r"\bstarts\s+(?:" + _POS.pattern[3:-3] + r")\s+and\s+", "", text,
+                 flags=re.IGNORECASE)
+    out = re.sub(r"\s*\b(?:" + _POS.pattern[3:-3] + r")\b", "", out, flags=re.IGNORECASE)
+    return " ".join(out.replace(" ,", ",").split())
 
 
 # ----------------------------------------------------------------------------- parsing

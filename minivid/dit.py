@@ -63,6 +63,9 @@ class DiTConfig:
     mlp_ratio: int = 4
     grad_checkpoint: bool = False  # activation checkpointing of each block when training
     step_input: bool = False  # a distilled student: forward takes the step size d as well
+    # Coarse patch embeddings for packed history (clip extension, minivid/extend.py): kernel
+    # k embeds k latent frames x (k p)^2 pixels of latent as ONE token. () = none.
+    context_kernels: tuple = ()
 
 
 PRESETS = {
@@ -86,6 +89,52 @@ def unpatchify(x, p: int, T: int, H: int, W: int):
     x = x.reshape(B, T, H // p, W // p, -1, p, p)        # (B, T, H/p, W/p, C, p, p)
     x = x.permute(0, 4, 1, 2, 5, 3, 6)                    # (B, C, T, H/p, p, W/p, p)
     return x.reshape(B, -1, T, H, W)
+
+
+def patchify_coarse(x, p: int, k: int):
+    """(B, C, T, H, W) -> (B, T/k * H/(kp) * W/(kp), C * k * kp * kp): one token per k frames
+    x kp x kp latent pixels, tokens ordered (t, h, w), features ordered (c, dt, dy, dx).
+    k = 1 is `patchify`."""
+    B, C, T, H, W = x.shape
+    q = k * p
+    x = x.reshape(B, C, T // k, k, H // q, q, W // q, q)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)                 # (B, T/k, H/q, W/q, C, k, q, q)
+    return x.reshape(B, (T // k) * (H // q) * (W // q), C * k * q * q)
+
+
+@dataclass
+class Context:
+    """Clean history for clip extension: groups of latent frames, each embedded with its own
+    kernel. pieces: list of (z (B, C, Tp, H, W), k, pos (Tp,) float frame positions), Tp a
+    multiple of k. The newest history frame sits at position 0; the noisy frames that
+    continue it are 1, 2, ... (minivid/extend.py builds these; `full` is one k = 1 piece)."""
+    pieces: list
+
+    @staticmethod
+    def frames(z):
+        """Full-resolution history z (B, C, Tc, H, W) at positions -(Tc - 1) .. 0."""
+        Tc = z.shape[2]
+        return Context([(z, 1, torch.arange(1 - Tc, 1, dtype=torch.float32))])
+
+    def cat(self, other):
+        """Concatenate two contexts of the same layout along the batch (guidance halves)."""
+        return Context([(torch.cat([a, b]), k, pos)
+                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)])
+
+    def __getitem__(self, rows):
+        return Context([(z[rows], k, pos) for z, k, pos in self.pieces])
+
+    def to(self, device):
+        return Context([(z.to(device), k, pos.to(device)) for z, k, pos in self.pieces])
+
+    def tokens(self, patch: int) -> int:
+        """Tokens this context adds to the DiT's sequence."""
+        return sum((z.shape[2] // k) * (z.shape[3] // (k * patch)) * (z.shape[4] // (k * patch))
+                   for z, k, _ in self.pieces)
+
+    @property
+    def batch(self) -> int:
+        return self.pieces[0][0].shape[0]
 
 
 def sincos_1d(pos, dim: int):
@@ -193,6 +242,9 @@ class DiT(nn.Module):
         self.text_proj = nn.Linear(cfg.text_dim, D)     # text features -> DiT width
         self.pool_proj = nn.Linear(cfg.text_dim, D)     # pooled caption -> adaLN condition
         self.clean = nn.Parameter(torch.zeros(D))       # added to clean conditioning tokens
+        # FramePack-style coarse kernels for old history frames (each its own embedding)
+        self.ctx_embed = nn.ModuleDict({str(k): nn.Linear(C * k * (k * p) ** 2, D)
+                                        for k in cfg.context_kernels})
         self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio)
                                     for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -230,6 +282,23 @@ class DiT(nn.Module):
         # zero-mean latents, i.e. the best constant guess.
         for m in (self.final_ada[1], self.final):
             nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
+        self.init_context_kernels()
+
+    @torch.no_grad()
+    def init_context_kernels(self):
+        """Each coarse kernel starts as: average-pool its k x kp x kp block down to one p x p
+        patch, then apply the full-resolution embedding. As weights: the full kernel copied to
+        every (dt, dy, dx) it pools, divided by the k^3 values averaged. So a coarse token
+        starts as the full model's token of the blurred frames (FramePack initialises its
+        coarse projections from the full one the same way); training refines it."""
+        W = self.x_embed.weight                                # (D, C p p), features (c, y, x)
+        D, C, p = W.shape[0], self.cfg.in_channels, self.cfg.patch
+        for key, lin in self.ctx_embed.items():
+            k = int(key)
+            Wk = W.view(D, C, 1, p, 1, p, 1).expand(D, C, k, p, k, p, k) / k ** 3
+            # (D, C, dt, y, ky, x, kx) -> features (c, dt, dy = y k + ky, dx = x k + kx)
+            lin.weight.copy_(Wk.reshape(D, C * k * (k * p) ** 2))
+            lin.bias.copy_(self.x_embed.bias)
 
     def forward(self, x, t, text, text_mask, cond=None, d=None):
         """
@@ -237,7 +306,8 @@ class DiT(nn.Module):
         t:         (B,) flow time in [0, 1]: 0 = data, 1 = noise (minivid/flow.py)
         text:      (B, L, Dt) text features from minivid.text.TextEncoder
         text_mask: (B, L) bool, True for real tokens
-        cond:      (B, C, Tc, H, W) clean latent frames that come before x, or None
+        cond:      clean history that x continues, or None: (B, C, Tc, H, W) full-resolution
+                   frames, or a Context (packed history, minivid/extend.py)
         d:         (B,) step size of a distilled student's jump (only with step_input=True);
                    None adds nothing: the step_input model then runs its teacher pathway
         returns    (B, C, T, H, W) predicted velocity (noise - data) for the noisy frames
@@ -247,10 +317,19 @@ class DiT(nn.Module):
         if C != self.cfg.in_channels or H % p or W % p:
             raise ValueError(f"latents {tuple(x.shape)}: expected C = {self.cfg.in_channels} "
                              f"and H, W divisible by patch = {p}; check the VAE/latent cache")
-        if cond is not None and (cond.shape[0] != B or cond.shape[1] != C
-                                 or cond.shape[3:] != x.shape[3:]):
-            raise ValueError(f"cond {tuple(cond.shape)} must match x {tuple(x.shape)} in "
-                             "batch, channels and H, W (only its frame count Tc may differ)")
+        if torch.is_tensor(cond):
+            cond = Context.frames(cond)                     # full resolution, ends at frame 0
+        for z, k, pos in cond.pieces if cond is not None else []:
+            q = k * p
+            if (z.shape[0] != B or z.shape[1] != C or z.shape[3:] != x.shape[3:] or z.shape[2] % k
+                    or H % q or W % q or pos.shape != (z.shape[2],)):
+                raise ValueError(f"context piece {tuple(z.shape)} (kernel {k}) must match x "
+                                 f"{tuple(x.shape)} in batch, channels and H, W, with a frame "
+                                 f"count divisible by {k}, H and W by {q}, one position per frame")
+            if k != 1 and str(k) not in self.ctx_embed:
+                raise ValueError(f"context kernel {k}: this DiT has coarse kernels "
+                                 f"{self.cfg.context_kernels}; build it with "
+                                 f"DiTConfig(context_kernels=(2, 4)) (train_dit.py --stage extend)")
         if text.shape[-1] != self.cfg.text_dim or text_mask.shape != text.shape[:2]:
             raise ValueError(f"text {tuple(text.shape)} / text_mask {tuple(text_mask.shape)}: "
                              f"expected (B, L, {self.cfg.text_dim}) and (B, L); set "
@@ -261,20 +340,32 @@ class DiT(nn.Module):
                              "minivid.distillation.student_config) or drop d for the teacher")
         if d is not None and d.shape != (B,):
             raise ValueError(f"d {tuple(d.shape)}: expected one step size per sample, ({B},)")
-        Tc = 0 if cond is None else cond.shape[2]
-        if Tc:
-            x = torch.cat([cond, x], dim=2)                             # (B, C, Tc + T, H, W)
-        S = (H // p) * (W // p)                                         # tokens per frame
-        Nc = Tc * S                                                     # clean tokens first
 
-        h = self.x_embed(patchify(x, p))                                # (B, N, D)
-        h = h + sincos_2d(H // p, W // p, self.cfg.dim, h.device).repeat(Tc + T, 1)
-        if Tc:
+        # Clean context tokens first (each piece with its kernel, its space table pooled to
+        # match), then the noisy frames: frames 1..T after a context, 0..T-1 without one
+        # (so a first clip and a continuation clip both number their new frames as the video
+        # stage trained them, and the newest history frame plays the first frame's part).
+        table = sincos_2d(H // p, W // p, self.cfg.dim, x.device)     # (H/p * W/p, D)
+        parts, frame = [], []
+        for z, k, pos in cond.pieces if cond is not None else []:
+            embed = self.x_embed if k == 1 else self.ctx_embed[str(k)]
+            tok = embed(patchify_coarse(z, p, k))                       # (B, Tp/k * Sk, D)
+            space = table.view(H // (k * p), k, W // (k * p), k, -1).mean((1, 3)).flatten(0, 1)
+            Sk = space.shape[0]                                         # tokens per group
+            parts.append(tok + space.repeat(z.shape[2] // k, 1))
+            frame.append(pos.to(x.device).view(-1, k).mean(1).repeat_interleave(Sk))
+        Nc = sum(t.shape[1] for t in parts)                             # clean tokens
+        S = (H // p) * (W // p)                                         # tokens per noisy frame
+        first = 1 if Nc else 0                                          # an empty context is none
+        parts.append(self.x_embed(patchify(x, p)) + table.repeat(T, 1))  # (B, T * S, D)
+        frame.append(torch.arange(first, first + T, device=x.device).float().repeat_interleave(S))
+        h = torch.cat(parts, dim=1)                                     # (B, N, D)
+        frame = torch.cat(frame)                                        # (N,) float
+        if Nc:
             is_clean = torch.arange(h.shape[1], device=h.device) < Nc   # (N,)
             h = h + is_clean[:, None] * self.clean                      # (B, N, D)
-        frame = torch.arange(Tc + T, device=h.device).repeat_interleave(S)  # (N,)
         rope = None
-        if Tc + T > 1:
+        if Nc or T > 1:
             rope = rope_angles(frame, self.cfg.dim // self.cfg.heads)
             h = h + frame_offset(frame, self.cfg.dim)                   # (B, N, D)
 

@@ -63,6 +63,12 @@ def timesteps(steps: int, shift: float = 1.0, device=None):
     return shift * t / (1 + (shift - 1) * t)
 
 
+def _pair(a, b):
+    """Stack the two guidance halves along the batch: tensors, or objects with .cat (a packed
+    history, minivid.dit.Context)."""
+    return torch.cat([a, b]) if torch.is_tensor(a) else a.cat(b)
+
+
 def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
              **extra):
     """v at (x, t) with classifier-free guidance (https://arxiv.org/abs/2207.12598):
@@ -77,7 +83,7 @@ def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: flo
     t = t.expand(x.shape[0]) if t.dim() == 0 else t
     if uncond is None:
         return model(x, t, **cond, **extra)
-    both = {k: None if v is None else torch.cat([v, uncond.get(k, v)]) for k, v in cond.items()}
+    both = {k: None if v is None else _pair(v, uncond.get(k, v)) for k, v in cond.items()}
     more = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.dim() > 0 else v
             for k, v in extra.items()}
     v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), **both, **more).chunk(2)

@@ -5,10 +5,12 @@ clip; doing it once here instead of every DiT step makes DiT training several ti
 and the cache is small (a tiny-t4 clip is 3 x 5 x 8 x 8 fp16 numbers = 1,920 bytes vs 49,152
 bytes of pixels).
 
-One file per (split, kind), e.g. runs/latents/train_clips.pt, written atomically, loadable
+One file per (split, kind), e.g. runs/latents/train_clips.pt (kinds: images, clips, and long:
+the 129-frame clips clip extension trains on, 33 latent frames), written atomically, loadable
 with torch.load(weights_only=True):
     {"kind": "latents", "latents": float16 (N, C, T', h, w), "frames": T (before padding),
      "captions": [...], "sparse": [...], "specs": [JSON or ""], "source": manifest path,
+     "clip_captions": [[caption of clip 1, clip 2, ...] for long clips, [] otherwise],
      "vae": {"config": {...}, "fingerprint": "..."}, "scale": float, "shift": float}
 We store the posterior MEAN (no sampling): the DiT should learn the data, not VAE noise.
 `shift` and `scale` are the mean and std of all train latents (images and clips pooled, the
@@ -120,14 +122,20 @@ def main(argv=None):
     caches = {}  # (split, kind) -> cache dict, scale/shift filled in below
     for split in args.splits:
         sources = getattr(args, f"{split}_manifest", None) or \
-            [os.path.join(args.data, split, f"{k}.jsonl") for k in ("images", "clips")]
+            [os.path.join(args.data, split, f"{k}.jsonl") for k in ("images", "clips", "long")]
         for source in sources:
             if not os.path.exists(source):
                 print(f"skip {source} (not found)")
                 continue
-            ds = CaptionedVideos(source, frames=args.frames, size=args.size)
+            # Long clips (clip extension) keep all their frames: 1 + 16 k, no padding.
+            is_long = os.path.basename(source) == "long.jsonl"
+            frames = args.frames
+            if is_long:
+                with open(source) as f:
+                    frames = json.loads(f.readline())["spec"]["frames"]
+            ds = CaptionedVideos(source, frames=frames, size=args.size)
             u8, metas = load_uint8(ds, desc=f"decoding {source}")
-            kind = "images" if u8.shape[1] == 1 else "clips"  # a user's folder: by its frames
+            kind = "long" if is_long else "images" if u8.shape[1] == 1 else "clips"
             if (split, kind) in caches:
                 raise ValueError(f"two {split} sources hold {kind} ({caches[split, kind]['source']}"
                                  f" and {source}); merge them into one manifest")
@@ -137,6 +145,8 @@ def main(argv=None):
                 "captions": [m["caption"] for m in metas],
                 "sparse": [m.get("sparse", "") for m in metas],
                 "specs": [json.dumps(m["spec"]) if "spec" in m else "" for m in metas],
+                # long clips: the dense caption of each continuation clip (positions left out)
+                "clip_captions": [m.get("clips", []) for m in metas],
                 "vae": info, "source": os.path.abspath(source)}
     if not caches:
         raise FileNotFoundError(f"no manifests under {args.data} for splits {args.splits}; "
@@ -144,7 +154,8 @@ def main(argv=None):
 
     # One shift/scale for every file, from the first split (train): val and test latents must
     # be normalised exactly like the latents the DiT trained on.
-    first = [c["latents"].float() for (s, _), c in caches.items() if s == args.splits[0]]
+    first = [c["latents"].float() for (s, k), c in caches.items()
+             if s == args.splits[0] and k != "long"]  # long clips: the same world, re-used
     pooled = torch.cat([z.flatten() for z in first])
     shift, scale = pooled.mean().item(), pooled.std().item()
     print(f"latent stats from {args.splits[0]}: shift {shift:.4f}, scale {scale:.4f}")

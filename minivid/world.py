@@ -71,6 +71,10 @@ class Obj:
     position: str          # named start cell, a key of POSITIONS
     motion: str = "still"  # a key of MOTIONS ("still" for images)
     speed: str = ""        # "slow" | "fast" for MOVING motions, "" otherwise
+    # Changes of motion for long clips: [frame, motion, speed] each, frames increasing. From
+    # that frame on the object moves the new way, starting where it is ("it moves right, then
+    # turns and moves up"). Empty for every short clip and image.
+    turns: list = field(default_factory=list)
 
 
 @dataclass
@@ -81,7 +85,11 @@ class Scene:
     res: int = 32
 
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        for o in d["objects"]:  # short clips keep the manifest layout they always had
+            if not o["turns"]:
+                del o["turns"]
+        return d
 
     @staticmethod
     def from_dict(d):
@@ -89,24 +97,65 @@ class Scene:
 
 
 # ----------------------------------------------------------------------------- geometry
-def trajectory(obj, frames, res):
-    """Centre and radius of `obj` in every frame: three float arrays of length T (pixels)."""
+# Physics that stays defined for clips of ANY length (long clips, minivid/extend.py):
+# - a moving object REFLECTS off the frame edges like a billiard ball: the velocity component
+#   that would take its box (centre +- r) out of the frame flips sign, the speed is kept;
+# - a bounce hops forever (period 16 or 8 frames) on the floor where it started;
+# - grow / shrink change the radius over GROW_FRAMES frames, then the object holds its size;
+# - objects do not collide with each other: the later one is drawn on top where they cross;
+# - `Obj.turns` switch the motion at given frames, from wherever the object is then.
+# A short clip's objects never reach an edge (sample_object rejects those), so for 16-frame
+# clips this is exactly straight-line motion: the dataset is what it always was.
+GROW_FRAMES = 15                     # frames a grow / shrink takes (a 16-frame clip's length)
+
+
+def _reflect(u, lo, hi):
+    """Fold positions u into [lo, hi] by mirror reflections at both walls (arrays, pixels).
+    Values already inside are returned unchanged, bit for bit."""
+    span = np.maximum(hi - lo, 1e-9)
+    m = np.mod(u - lo, 2 * span)
+    folded = lo + np.where(m <= span, m, 2 * span - m)
+    return np.where((u >= lo) & (u <= hi), u, folded)
+
+
+def _piece(motion, speed, x0, y0, r0, t, s):
+    """Centre and radius over times t (frames since the piece began) for ONE motion that
+    starts at (x0, y0) with radius r0; no walls yet."""
+    x, y, r = np.full(len(t), x0), np.full(len(t), y0), np.full(len(t), r0)
+    if motion in DIRECTIONS:
+        dx, dy = DIRECTIONS[motion]
+        v = SPEEDS[speed] * s
+        x, y = x0 + dx * v * t, y0 + dy * v * t
+    elif motion == "bounce":
+        # A ball bouncing on the floor at its start height: |sin| hops, one hop per period.
+        period = 16 if speed == "slow" else 8
+        y = y0 - BOUNCE_HEIGHT * s * np.abs(np.sin(np.pi * t / period))
+    elif motion in ("grow", "shrink"):
+        end = GROW if motion == "grow" else SHRINK
+        r = r0 * (1 + (end - 1) * np.minimum(t / GROW_FRAMES, 1.0))
+    return x, y, r
+
+
+def trajectory(obj, frames, res, walls=True):
+    """Centre and radius of `obj` in every frame: three float arrays of length T (pixels).
+
+    walls=False is free flight (straight through the edges): `fits` uses it to keep short
+    clips' objects away from the edges."""
     s = res / 32.0
     x0, y0 = POSITIONS[obj.position]
-    x0, y0, r0 = x0 * res, y0 * res, SIZES[obj.size] * s
-    t = np.arange(frames, dtype=np.float64)
-    x, y, r = np.full(frames, x0), np.full(frames, y0), np.full(frames, r0)
-    if obj.motion in DIRECTIONS:
-        dx, dy = DIRECTIONS[obj.motion]
-        v = SPEEDS[obj.speed] * s
-        x, y = x0 + dx * v * t, y0 + dy * v * t
-    elif obj.motion == "bounce":
-        # A ball bouncing on the floor at its start height: |sin| hops, one hop per period.
-        period = 16 if obj.speed == "slow" else 8
-        y = y0 - BOUNCE_HEIGHT * s * np.abs(np.sin(np.pi * t / period))
-    elif obj.motion in ("grow", "shrink"):
-        end = GROW if obj.motion == "grow" else SHRINK
-        r = r0 * (1 + (end - 1) * t / max(frames - 1, 1))
+    state = (x0 * res, y0 * res, SIZES[obj.size] * s)          # centre and radius at a piece start
+    pieces = [(0, obj.motion, obj.speed)] + [tuple(tr) for tr in obj.turns]
+    x, y, r = (np.zeros(frames) for _ in range(3))
+    for k, (f0, motion, speed) in enumerate(pieces):
+        if f0 >= frames:
+            break
+        f1 = min(pieces[k + 1][0] if k + 1 < len(pieces) else frames, frames)
+        t = np.arange(f1 - f0 + 1, dtype=np.float64)           # one frame past the piece's end
+        px, py, pr = _piece(motion, speed, *state, t, s)
+        if walls:
+            px, py = _reflect(px, pr, res - pr), _reflect(py, pr, res - pr)
+        x[f0:f1], y[f0:f1], r[f0:f1] = px[:-1], py[:-1], pr[:-1]
+        state = (px[-1], py[-1], pr[-1])                       # the next piece starts here
     return x, y, r
 
 
@@ -125,14 +174,15 @@ def shape_mask(shape, cx, cy, r, res):
     raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
-def bounding_boxes(obj, frames, res):
+def bounding_boxes(obj, frames, res, walls=True):
     """(T, 4) array of x0, y0, x1, y1 boxes, for the fits-in-frame and no-overlap rules."""
-    x, y, r = trajectory(obj, frames, res)
+    x, y, r = trajectory(obj, frames, res, walls)
     return np.stack([x - r, y - r, x + r, y + r], axis=1)
 
 
 def fits(obj, frames, res):
-    b = bounding_boxes(obj, frames, res)
+    """True when the object stays inside the frame in free flight (never touches a wall)."""
+    b = bounding_boxes(obj, frames, res, walls=False)
     return bool((b[:, :2] >= 0).all() and (b[:, 2:] <= res).all())
 
 
@@ -178,6 +228,75 @@ def sample_scene(rng, split="train", frames=16, res=32):
         a = scene.objects
         if len(a) == 1 or (a[0].position != a[1].position and not overlaps(a[0], a[1], frames, res)):
             return scene
+
+
+# ----------------------------------------------------------------------------- long clips
+# A long clip is cut into CLIPS the way a causal tf = 4 VAE and minivid/extend.py cut it:
+# clip 0 is frames 0..16 (1 + 16 frames: 5 latent frames), clip m >= 1 is frames
+# 16 m + 1 .. 16 m + 16 (the next 4 latent frames). A long clip of k clips has 1 + 16 k frames.
+CLIP = 16                            # frames a continuation clip adds
+TURN_MOTIONS = ("still", *DIRECTIONS, "bounce")  # what an object may turn to
+
+
+def clip_start(m):
+    """First frame of clip m of a long clip."""
+    return 0 if m == 0 else CLIP * m + 1
+
+
+def motion_at(obj, frame):
+    """(motion, speed) the object is doing at `frame`: the last turn at or before it; a grow or
+    shrink that has run its GROW_FRAMES is "still"."""
+    f0, motion, speed = 0, obj.motion, obj.speed
+    for f, m, sp in obj.turns:
+        if f <= frame:
+            f0, motion, speed = f, m, sp
+    if motion in ("grow", "shrink") and frame - f0 >= GROW_FRAMES:
+        return "still", ""
+    return motion, speed
+
+
+def clip_scene(scene, m):
+    """Clip m of a long clip as a short-clip Scene: each object where it is at the clip's first
+    frame (nearest named cell), the size it has then, the motion it does then. Its dense
+    caption is clip m's caption; the checker scores clip m against it."""
+    f = clip_start(m)
+    T = f + 2
+    names = list(POSITIONS)
+    cells = np.array([POSITIONS[n] for n in names]) * scene.res
+    objs = []
+    for o in scene.objects:
+        x, y, r = trajectory(o, T, scene.res)
+        position = names[int(((cells - [x[f], y[f]]) ** 2).sum(1).argmin())]
+        size = "small" if r[f] < (SIZES["small"] + SIZES["large"]) / 2 * scene.res / 32 else "large"
+        motion, speed = motion_at(o, f)
+        if motion in DIRECTIONS:  # a reflection may have flipped it: read the direction off
+            dx, dy = np.sign(x[f + 1] - x[f]), np.sign(y[f + 1] - y[f])
+            name = next((n for n, d in DIRECTIONS.items() if d == (dx, dy)), None)
+            motion = name or motion
+        objs.append(Obj(o.shape, o.colour, size, position, motion, speed))
+    return Scene(scene.background, objs, frames=CLIP, res=scene.res)
+
+
+def sample_long_scene(rng, split="train", clips=8, res=32, p_turn=0.4):
+    """A long clip of `clips` clips (1 + 16 clips frames): a short clip's scene (so clip 0 is
+    an ordinary clip), run on with the long-clip physics, each object turning at each clip
+    start with probability p_turn (so "then it turns and moves up" has a ground truth)."""
+    scene = sample_scene(rng, split, frames=CLIP, res=res)
+    scene.frames = 1 + CLIP * clips
+    for o in scene.objects:
+        for m in range(1, clips):
+            if rng.random() >= p_turn:
+                continue
+            f = clip_start(m)
+            now, _ = motion_at(o, f)
+            y = trajectory(o, f + 1, res)[1][f]
+            r = trajectory(o, f + 1, res)[2][f]
+            options = [t for t in TURN_MOTIONS if t != now
+                       and (t != "bounce" or y - BOUNCE_HEIGHT * res / 32 - r >= 0)]
+            motion = str(rng.choice(options))
+            speed = (o.speed or str(rng.choice(list(SPEEDS)))) if motion in MOVING else ""
+            o.turns.append([f, motion, speed])
+    return scene
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -228,24 +347,37 @@ def _make_one(job):
     """Worker: render and write sample `i`; its RNG depends only on (seed, split, kind, i), so
     the output is identical whatever the number of workers or the order they run in."""
     out, split, kind, i, seed, frames, res = job
-    key = [seed, ["train", "val", "test"].index(split), ["images", "clips"].index(kind), i]
+    key = [seed, ["train", "val", "test"].index(split), KINDS.index(kind), i]
     rng = np.random.default_rng(key)
-    scene = sample_scene(rng, split, frames=1 if kind == "images" else frames, res=res)
+    if kind == "long":  # `frames` is the number of clips here
+        scene = sample_long_scene(rng, split, clips=frames, res=res)
+    else:
+        scene = sample_scene(rng, split, frames=1 if kind == "images" else frames, res=res)
     ext = "png" if kind == "images" else "gif"
     rel = f"{kind}/{i:06d}.{ext}"
     write_media(os.path.join(out, split, rel), scene)
-    return {"media": rel, "caption": captions.dense_caption(scene, rng),
-            "sparse": captions.sparse_caption(scene, rng), "spec": scene.to_dict()}
+    row = {"media": rel, "caption": captions.dense_caption(scene if kind != "long" else
+                                                           clip_scene(scene, 0), rng),
+           "sparse": captions.sparse_caption(scene, rng), "spec": scene.to_dict()}
+    if kind == "long":  # one dense caption per clip; continuations leave positions out
+        row["clips"] = [captions.dense_caption(clip_scene(scene, m), rng, where=False)
+                        for m in range(1, frames)]
+    return row
 
 
-def generate(out, sizes, seed=0, frames=16, res=32, workers=2):
+KINDS = ("images", "clips", "long")
+
+
+def generate(out, sizes, seed=0, frames=16, res=32, workers=2, long_clips=8):
     """Write `out/<split>/<kind>.jsonl` manifests and their media. `sizes` maps
-    (split, kind) -> count, e.g. {("train", "clips"): 8000, ...}. Returns the manifest paths."""
+    (split, kind) -> count, e.g. {("train", "clips"): 8000, ...}; kind "long" makes long clips
+    of `long_clips` clips (1 + 16 long_clips frames). Returns the manifest paths."""
     paths = []
     with Pool(workers) if workers > 1 else _NoPool() as pool:
         for (split, kind), n in sizes.items():
             os.makedirs(os.path.join(out, split, kind), exist_ok=True)
-            jobs = [(out, split, kind, i, seed, frames, res) for i in range(n)]
+            length = long_clips if kind == "long" else frames
+            jobs = [(out, split, kind, i, seed, length, res) for i in range(n)]
             rows = list(tqdm(pool.imap(_make_one, jobs, chunksize=64), total=n,
                              desc=f"{split}/{kind}", leave=False))
             path = os.path.join(out, split, f"{kind}.jsonl")
@@ -268,12 +400,14 @@ class _NoPool:
         return False
 
 
-def default_sizes(n_train_images=16000, n_train_clips=8000, n_eval=512):
+def default_sizes(n_train_images=16000, n_train_clips=8000, n_eval=512, n_train_long=2000,
+                  n_val_long=64):
     sizes = {("train", "images"): n_train_images, ("train", "clips"): n_train_clips}
     for split in ("val", "test"):
         sizes[(split, "images")] = n_eval
         sizes[(split, "clips")] = n_eval
-    return sizes
+    sizes[("train", "long")], sizes[("val", "long")] = n_train_long, n_val_long
+    return {k: n for k, n in sizes.items() if n > 0}
 
 
 def main(argv=None):
@@ -287,6 +421,11 @@ def main(argv=None):
     p.add_argument("--n-train-images", type=int, default=16000, help="train images")
     p.add_argument("--n-train-clips", type=int, default=8000, help="train clips")
     p.add_argument("--n-eval", type=int, default=512, help="images and clips per val/test split")
+    p.add_argument("--n-train-long", type=int, default=2000, help="long train clips (clip "
+                   "extension, minivid/extend.py); 0: none")
+    p.add_argument("--n-val-long", type=int, default=64, help="long val clips; 0: none")
+    p.add_argument("--long-clips", type=int, default=8, help="clips per long clip: 1 + 16 * "
+                   "this many frames")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes that render and write the files")
     p.add_argument("--no-preview", action="store_true", help="skip writing preview.gif")
@@ -295,8 +434,12 @@ def main(argv=None):
         p.error(f"--res {a.res}: use a multiple of 8 that is at least 16 (32 and 64 are tested)")
     if a.frames < 1:
         p.error(f"--frames {a.frames}: need at least 1 frame")
-    paths = generate(a.out, default_sizes(a.n_train_images, a.n_train_clips, a.n_eval),
-                     seed=a.seed, frames=a.frames, res=a.res, workers=a.workers)
+    if a.long_clips < 2:
+        p.error(f"--long-clips {a.long_clips}: a long clip needs at least 2 clips")
+    sizes = default_sizes(a.n_train_images, a.n_train_clips, a.n_eval, a.n_train_long,
+                          a.n_val_long)
+    paths = generate(a.out, sizes, seed=a.seed, frames=a.frames, res=a.res, workers=a.workers,
+                     long_clips=a.long_clips)
     for path in paths:
         print(f"wrote {path}")
     if not a.no_preview:

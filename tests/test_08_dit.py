@@ -154,7 +154,7 @@ def test_07_bad_inputs():
         model(torch.randn(1, C, 2, 7, W), t, text, mask)
     with pytest.raises(ValueError, match=f"expected C = {C}"):
         model(torch.randn(1, C + 1, 2, H, W), t, text, mask)
-    with pytest.raises(ValueError, match="only its frame count"):
+    with pytest.raises(ValueError, match="must match x"):
         model(x, t, text, mask, cond=torch.randn(1, C, 1, H, W + 2))
     with pytest.raises(ValueError, match="text_dim"):
         model(x, t, torch.randn(1, 6, DT + 1), mask)
