@@ -14,8 +14,14 @@ this script is its loop, the same core as the trainers (minivid/training.py):
    velocity of that jump, u(x_t, t, d), and the loss is |u - (x_t - x_{t-d}) / d|^2.
    The text encoder stays frozen (the teacher's features are what the DiT knows).
 
+An extension teacher (train_dit.py --stage extend) is distilled on CONTINUATIONS too: its bank
+holds, for every history length 0..7 clips of the long train clips, the teacher's guided
+trajectories of the next clip given the packed history (minivid/extend.py); each step trains
+one history length, the student sees the same packed context as the teacher did.
+
 CPU (tiny, 2 cores; ~8 minutes: ~2 to make the bank, 6 to train):
     python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes 6
+    python distill.py --teacher runs/extend/ckpt.pt --out runs/extend_distill --minutes 4
     python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --prompt "..."
 torchrun: torchrun --standalone --nproc_per_node 8 distill.py --teacher ... --batch-size 256 ...
 Resume:   the same command + --resume (the bank is recomputed from its seeds: identical).
@@ -28,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from minivid import distillation, flow
+from minivid import distillation, extend, flow
+from minivid.captions import strip_motion
 from minivid.checkpoint import check_config, load_checkpoint, restore_run, resume_run, save_run
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
@@ -98,26 +105,65 @@ if resume is not None:  # a student of another teacher config: name every differ
 cache = load_latents(extra["latents"]["train"], extra["vae_fingerprint"])
 order = np.random.default_rng(args.seed).permutation(len(cache["captions"]))
 N = min(args.trajectories, len(order))
-captions = [cache["captions"][i] for i in order[:N]]
+EXTEND = bool(teacher["dit"].cfg.context_kernels)  # a continuation teacher (--stage extend)
+if EXTEND:
+    # Trajectory j continues long clip order[j % n] after hc = j % CLIPS clips of history, so
+    # every history length gets N / CLIPS trajectories. HISTORY: the clean long-clip latents.
+    HISTORY = (cache["latents"].float() - extra["latent_shift"]) / extra["latent_scale"]
+    CLIPS = (HISTORY.shape[2] - 1) // extend.NEW
+    N = args.trajectories
+    clip_of = torch.tensor([order[(j // CLIPS) % len(order)] for j in range(N)])   # (N,)
+    hc_of = torch.arange(N) % CLIPS                                                  # (N,)
+    captions = [([cache["captions"][i]] + cache["clip_captions"][i])[hc]
+                for i, hc in zip(clip_of.tolist(), hc_of.tolist())]
+    # a share of the continuations get the caption without motions (who is in it only), as
+    # in train_dit.py --stage extend: what one-prompt long videos give their later clips
+    who_only = torch.rand(N, generator=torch.Generator().manual_seed(args.seed)) < \
+        extend.P_WHO_ONLY
+    captions = [strip_motion(c) if w and hc else c
+                for c, w, hc in zip(captions, who_only.tolist(), hc_of.tolist())]
+else:
+    captions = [cache["captions"][i] for i in order[:N]]
 ids_all, mask_all = teacher["text"].tokenizer(captions)                     # (N, Lmax)
+
+
+def history_context(rows, hc):
+    """The packed history of trajectories `rows`, all with hc clips of history (or None)."""
+    history, _ = extend.split_example(HISTORY[clip_of[rows]], hc)
+    ctx = extend.build_context(history, "pack")
+    return None if ctx is None else ctx.to(device)
 
 
 # ----------------------------------------------------------------------------- 1. the bank
 @torch.no_grad()
 def make_bank(batch=64):
-    """-> (K+1, N, C, T, h, w): the guided teacher's trajectories, seeded (same on every rank)."""
+    """-> (K+1, N, C, T, h, w): the guided teacher's trajectories, seeded (same on every rank).
+    An extension teacher: {hc: (K+1, N/CLIPS, C, 4 or 5, h, w)}, one bank per history length."""
+    if EXTEND:
+        return {hc: make_bank_rows(torch.nonzero(hc_of == hc)[:, 0], hc, batch)
+                for hc in range(CLIPS)}
+    return make_bank_rows(torch.arange(N), None, batch)
+
+
+def make_bank_rows(rows, hc, batch):
     # The bank's own noise stream, mixed from (seed, "bank"): NOT torch's manual_seed(seed),
     # which is what sampling and `evaluate` draw their noise from, so evaluation never starts
     # from a noise tensor the student was trained on.
-    bank_seed = int(np.random.SeedSequence([args.seed, 0xBA4C]).generate_state(1, np.uint64)[0])
-    noise = torch.randn((N, C, T, h, w), generator=torch.Generator().manual_seed(bank_seed))
+    bank_seed = int(np.random.SeedSequence([args.seed, 0xBA4C, -1 if hc is None else hc])
+                    .generate_state(1, np.uint64)[0])
+    Tn = T if hc is None else (extend.FIRST if hc == 0 else extend.NEW)   # frames to make
+    noise = torch.randn((len(rows), C, Tn, h, w), generator=torch.Generator().manual_seed(bank_seed))
     parts = []
-    for i in tqdm(range(0, N, batch), desc="teacher trajectories", disable=not dist.is_main):
-        ids, mask = ids_all[i:i + batch].to(device), mask_all[i:i + batch].to(device)
+    desc = "teacher trajectories" + ("" if hc is None else f", history of {hc} clips")
+    for i in tqdm(range(0, len(rows), batch), desc=desc, disable=not dist.is_main):
+        r = rows[i:i + batch]
+        ids, mask = ids_all[r].to(device), mask_all[r].to(device)
         text = teacher["text"](ids, mask)
         null, null_mask = teacher["text"].encode([""] * len(ids), allow_empty=True,
                                                  length=mask.shape[1])
         cond, uncond = dict(text=text, text_mask=mask), dict(text=null, text_mask=null_mask)
+        if hc is not None:  # the history conditions both guidance halves
+            cond["cond"] = history_context(r, hc)
         f = lambda x, t: flow.velocity(teacher["dit"], x, t, cond, uncond, args.cfg)  # noqa: E731
         parts.append(distillation.teacher_trajectories(f, noise[i:i + batch].to(device), args.K)
                      .cpu())
@@ -125,8 +171,10 @@ def make_bank(batch=64):
 
 
 print0(f"teacher {args.teacher}: {N} trajectories of {args.K} guided Euler steps (cfg "
-       f"{args.cfg}) over latents {(C, T, h, w)}")
+       f"{args.cfg}) over latents {(C, T, h, w)}"
+       + (f", continuing histories of 0..{CLIPS - 1} clips (packed)" if EXTEND else ""))
 bank = make_bank()                                                        # (K+1, N, C, T, h, w)
+ROWS = {hc: torch.nonzero(hc_of == hc)[:, 0] for hc in range(CLIPS)} if EXTEND else None
 
 # ----------------------------------------------------------------------------- 2. the student
 seed_all(args.seed)
@@ -141,7 +189,7 @@ ema, log, guard, meter = EMA(student, args.ema_decay), LossLog(), NonFiniteGuard
 step = 0
 if resume is not None:
     step = restore_run(resume, student, opt, log, ema)
-ddp = wrap_ddp(student["dit"], dist)
+ddp = wrap_ddp(student["dit"], dist, find_unused=EXTEND)
 dtype = pick_precision(device, args.precision, bf16_pays_on_cpu=student["dit"].cfg.dim >= 256)
 check_batch(args.batch_size, dist)  # the global batch must split over the ranks
 preview_prompts = list(load_latents(extra["latents"]["val"])["captions"][:4]) \
@@ -161,6 +209,15 @@ def preview():
     model = build_model(config).to(device)
     ema.copy_to(model)
     rows, labels = [], []
+    if EXTEND:  # 4-clip videos with packed history, one row per step count
+        for n in sorted(args.step_counts):
+            z = extend.extend(model.eval(), preview_prompts, 4, "pack", steps=n, cfg=1.0,
+                              sampler=distillation.student_step, latent_hw=(h, w))
+            rows.append(pipe.decode(z, extend.frames_of(4)))
+            labels += [f"{n} step{'s' * (n > 1)} a clip: {c}" for c in preview_prompts]
+        save_grid(os.path.join(args.out, f"samples_{step:06d}.gif"), np.concatenate(rows),
+                  labels, cols=len(preview_prompts))
+        return
     for n in sorted(args.step_counts):
         z = sample_latents(model.eval(), preview_prompts, (C, T, h, w), steps=n, cfg=1.0,
                            sampler=distillation.student_step)
@@ -180,20 +237,27 @@ with StopFlag() as stop:
     while budget.total is None or step < budget.total:
         lr = lr_at(step, args.warmup, budget.total, args.lr)
         set_lr(opt, lr)
-        idx = batch_indices(N, args.batch_size, step, args.seed, dist)   # (B,) trajectories
+        g = step_generator(args.seed, step)
+        ctx, traj = None, bank
+        if EXTEND:  # this step's history length (the whole batch's): its bank and rows
+            hc = extend.training_layout(g, CLIPS)[0]
+            traj, rows = bank[hc], ROWS[hc]
+        idx = batch_indices(traj.shape[1], args.batch_size, step, args.seed, dist)  # (B,)
         # Which jump each example learns, drawn for the GLOBAL batch from (seed, step); this
         # rank keeps its rows (as in train_dit.py: 1 process == N processes, exact resume).
-        n, i = distillation.pick_segments(args.K, args.step_counts, args.batch_size,
-                                          step_generator(args.seed, step))
+        n, i = distillation.pick_segments(args.K, args.step_counts, args.batch_size, g)
         n, i = n[rank_rows(dist)], i[rank_rows(dist)]
-        x_t, t, d, target = distillation.segment_targets(bank[:, idx], n, i)  # (B, C, T, h, w)
+        x_t, t, d, target = distillation.segment_targets(traj[:, idx], n, i)  # (B, C, T, h, w)
+        if EXTEND:
+            idx = rows[idx]                     # trajectory ids: captions and history
+            ctx = history_context(idx, hc)
         ids, mask = ids_all[idx], mask_all[idx]
         L = int(mask.sum(1).max())
         ids, mask = ids[:, :L].to(device), mask[:, :L].to(device)
         with torch.no_grad():
             text = student["text"](ids, mask)                                  # (B, L, D)
         with autocast(device, dtype):
-            u = ddp(x_t.to(device), t.to(device), text, mask, d=d.to(device))  # avg velocity
+            u = ddp(x_t.to(device), t.to(device), text, mask, cond=ctx, d=d.to(device))
         loss = F.mse_loss(u.float(), target.to(device))  # |u(x_t, t, d) - (x_t - x_{t-d}) / d|^2
         loss.backward()
         grad_norm = clip_and_step(opt, params)

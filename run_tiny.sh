@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The toy pipeline, end to end, on a laptop CPU (28 minutes measured on 2 quiet cores):
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
-# -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer.
+# -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
+# -> clip extension (continue a history; full vs window vs packed context), evaluated.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,5 +48,15 @@ python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --out runs/distill/sample
 python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init tiny_data/val/clips/000000.gif \
     --strength 0.5 --out runs/distill/transfer_1step \
     --prompt "A tiny purple ball that starts on the left and stays still; and a large white triangle that starts in the top right corner and moves downward quickly. The background is plain grey."
+echo "== 9. clip extension: long videos clip by clip, the history as context (full / window / pack)"
+python train_dit.py --stage extend --vae runs/vae_t4/ckpt.pt --latents runs/latents \
+    --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
+python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --videos 8 --clips 8 --steps 16 \
+    --plot runs/extend/extend.png --gif runs/extend/strategies.gif
+for context in full window pack; do
+  python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context "$context" --steps 32 \
+      --out runs/extend/long --prompt "A large red circle that starts on the left and moves quickly to the right. The background is plain black."
+done
 echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
-echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/)"
+echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
+echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif)"

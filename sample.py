@@ -10,6 +10,9 @@ One GPU:   add --device cuda.  Many prompts: --prompts-file prompts.txt (one per
 Student:   python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --prompt "..."   (distill.py)
 Transfer:  python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init clip.gif --strength 0.5
            --prompt "..."  (image-to-image: keep the clip's layout and motion, new caption)
+Long:      python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
+           (one long video clip by clip; give one --prompt, or one per clip: --extend 4 with
+           4 --prompt; minivid/extend.py. Works with a distilled extension student too.)
 The same prompts, --seed, --steps, --cfg and --sampler give the same pixels (on one device).
 """
 import argparse
@@ -20,6 +23,9 @@ import unicodedata
 
 import numpy as np
 
+from tqdm import tqdm
+
+from minivid import extend
 from minivid.common import pick_device
 from minivid.data import read_frames, save_grid, save_video
 from minivid.sampling import Pipeline
@@ -46,6 +52,13 @@ p.add_argument("--strength", type=float, default=None, help="with --init: how fa
                "in (0, 1]; 1 = ignore it, lower keeps more of its layout. A student takes only "
                "jumps it learnt: strength = steps / n for n in its step counts (--steps 1: 1, "
                "0.5, 0.25, 0.125). Default 0.5")
+p.add_argument("--extend", type=int, default=None, metavar="N", help="make ONE long video of N "
+               "clips (1 + 16 N frames), each conditioned on the history (needs a train_dit.py "
+               "--stage extend model); one --prompt for all clips, or exactly N (one per clip)")
+p.add_argument("--context", default="pack", choices=["full", "window", "pack"], help="with "
+               "--extend: what history each clip sees (minivid/extend.py): everything, the last "
+               "--window latent frames, or FramePack-style packed (constant size)")
+p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
 p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one the DiT recorded)")
 p.add_argument("--out", default="runs/samples", help="output folder")
 p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -77,6 +90,17 @@ if not 0 < args.strength <= 1:
     sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
              "0.5 keeps the layout of --init")
 
+if args.extend is not None:
+    if args.extend < 1:
+        sys.exit(f"error: --extend {args.extend}: a video needs at least 1 clip")
+    if len(prompts) not in (1, args.extend):
+        sys.exit(f"error: --extend {args.extend} with {len(prompts)} prompts: give one --prompt "
+                 f"for the whole video, or exactly {args.extend} (one per clip)")
+    if args.init or args.unconditional:
+        sys.exit("error: --extend makes a video from text; --init and --unconditional do not "
+                 "apply")
+    if args.window < 1:
+        sys.exit(f"error: --window {args.window}: keep at least 1 latent frame")
 pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
 if pipe.distilled:
     args.steps = args.steps or min(pipe.distilled["step_counts"])
@@ -94,6 +118,22 @@ if args.frames != pipe.ckpt["extra"]["frames"]:
     print(f"note: --frames {args.frames}, but this model trained on {pipe.ckpt['extra']['frames']}"
           "-frame clips; other lengths are untested")
 args.steps = args.steps or 100
+if args.extend is not None:  # one long video, clip by clip
+    per_video = prompts[0] if len(prompts) == 1 else prompts
+    for m, text in enumerate(extend.clip_prompts([per_video], args.extend)[0]):
+        print(f"clip {m + 1}: {text}")
+    try:
+        with tqdm(total=args.extend, desc=f"clips ({args.context})") as bar:
+            video = pipe.extend([per_video], args.extend, args.context, args.steps, args.cfg,
+                                args.seed, args.window, progress=bar)[0]
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"long_{args.context}_{args.extend}clips.{args.format}")
+    save_video(path, video)
+    print(f"wrote {path}: {len(video)} frames ({args.extend} clips, context {args.context}, "
+          f"{args.steps} steps a clip{', student' if pipe.distilled else f', cfg {args.cfg}'})")
+    sys.exit(0)
 init = None
 if args.init:
     if not os.path.isfile(args.init):

@@ -9,6 +9,12 @@ Where it sits: tiny_data -> train_vae.py -> minivid.latents (latent cache) -> TH
   absolute frame code that is zero for frame 0 (minivid/dit.py), so frame 0 IS the image model
   and video training mostly has to learn motion. Measure the pay-off with
   `python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt`.
+- `--stage extend --init-from <video ckpt>` teaches continuation on the long clips (129
+  frames, 33 latent frames): each step draws a history of 0..7 clips and a context strategy
+  (minivid/extend.py: pack, window or full), the clean history goes in front of the noisy
+  next clip, the loss falls on the new clip only. History 0 is an ordinary first clip, so the
+  same model still starts videos. Adds the coarse context kernels (initialised from the full
+  patch embedding) and trains the clean-frame flag.
 One step (the loop below): captions -> TextEncoder; latents x0 and noise mixed at a random time
 t -> DiT -> velocity; loss = |v - (noise - x0)|^2 (minivid/flow.py, via minivid/t2v.FlowLoss).
 The text encoder trains jointly (one optimizer, one EMA); a tenth of the captions are replaced
@@ -32,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from minivid import flow
+from minivid import extend, flow
+from minivid.captions import strip_motion
 from minivid.checkpoint import (check_config, load_checkpoint, load_state_strict, restore_run,
                                 resume_run, save_run)
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, measure_matmul_peak,
@@ -49,8 +56,9 @@ from minivid.vae import fingerprint, load_vae
 
 p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-p.add_argument("--stage", choices=["image", "video"], required=True,
-               help="image: train on <latents>/train_images.pt; video: on train_clips.pt")
+p.add_argument("--stage", choices=["image", "video", "extend"], required=True,
+               help="image: train on <latents>/train_images.pt; video: on train_clips.pt; "
+               "extend: continue histories of train_long.pt (needs --init-from a video model)")
 p.add_argument("--vae", required=True, help="VAE checkpoint the latent cache was made with")
 p.add_argument("--latents", default="runs/latents", help="latent cache folder (minivid.latents)")
 p.add_argument("--out", default=None, help="run folder (default runs/dit_<stage>)")
@@ -85,7 +93,9 @@ p.add_argument("--log-every", type=int, default=10, help="steps between log poin
 p.add_argument("--eval-every", type=int, default=100, help="val loss + checkpoint every N steps")
 p.add_argument("--sample-every", type=int, default=1000, help="preview GIF every N steps (0: off)")
 args = p.parse_args()
-args.out = args.out or f"runs/dit_{args.stage}"
+args.out = args.out or (f"runs/dit_{args.stage}" if args.stage != "extend" else "runs/extend")
+if args.stage == "extend" and not (args.init_from or args.resume):
+    p.error("--stage extend continues a video model: pass --init-from runs/dit_video/ckpt.pt")
 for name in ("log_every", "eval_every", "batch_size", "grad_accum"):
     if getattr(args, name) < 1:
         p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -113,7 +123,7 @@ budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
 vae, _ = load_vae(args.vae)
 vae.to(device)
 vae_fp = fingerprint(vae)  # a cache encoded by another VAE is refused by load_latents
-kind = "images" if args.stage == "image" else "clips"
+kind = {"image": "images", "video": "clips", "extend": "long"}[args.stage]
 paths = {s: os.path.join(args.latents, f"{s}_{kind}.pt") for s in ("train", "val")}
 train = load_latents(paths["train"], vae_fp)
 val = load_latents(paths["val"], vae_fp) if os.path.exists(paths["val"]) else None
@@ -124,6 +134,18 @@ if init is not None and init["extra"]["vae_fingerprint"] != vae_fp:
 shift, scale = train["shift"], train["scale"]
 X = ((train["latents"].float() - shift) / scale)                      # (N, C, T, h, w)
 N, C, T, h, w = X.shape
+EXTEND = args.stage == "extend"
+if EXTEND:  # caption of clip m of long clip i at row i * CLIPS + m (clip 0: with positions)
+    CLIPS = (T - 1) // extend.NEW
+    if (T - 1) % extend.NEW or CLIPS < 2:
+        raise ValueError(f"{paths['train']}: long clips of {T} latent frames; extension needs "
+                         "1 + 4 k with k >= 2 (make them with python -m minivid.world)")
+    long_captions = [c for first, rest in zip(train["captions"], train["clip_captions"])
+                     for c in [first, *rest]]
+    # ... and at row N * CLIPS + i * CLIPS + m the same caption without motions: who is in the
+    # clip only, the history decides how they move (what a one-prompt long video gives later
+    # clips, minivid/extend.clip_prompts)
+    long_captions += [strip_motion(c) for c in long_captions]
 
 # The model: text encoder + DiT in one ModuleDict (one optimizer, one EMA, one state_dict).
 # The vocabulary comes from the image AND clip captions, so that the video stage, which
@@ -133,20 +155,24 @@ if init is not None:
 else:
     captions = list(train["captions"])
     other = os.path.join(args.latents, "train_clips.pt" if kind == "images" else "train_images.pt")
+    assert not EXTEND  # --stage extend always starts from a video model (checked above)
     if os.path.exists(other):
         captions += load_latents(other, vae_fp)["captions"]
     vocab = build_vocab(captions)
 config = make_config(args.preset, vocab, C, args.grad_checkpoint)
+if EXTEND:  # FramePack-style coarse kernels for old history (new weights, see below)
+    config["dit"]["context_kernels"] = tuple(k for k, _ in extend.PACK if k > 1)
 if init is not None:  # e.g. a "small" checkpoint into a "tiny" run: name every differing field
     saved = init["config"]
     check_config(saved["text"], config["text"], "text encoder")
     saved_dit = asdict(DiTConfig(**saved["dit"]))  # fields added since it was saved: defaults
-    check_config({**saved_dit, "grad_checkpoint": args.grad_checkpoint}, config["dit"], "DiT")
+    check_config({**saved_dit, "grad_checkpoint": args.grad_checkpoint,
+                  "context_kernels": config["dit"]["context_kernels"]}, config["dit"], "DiT")
 seed_all(args.seed)  # same init on every rank (DDP would broadcast rank 0's anyway)
 model = build_model(config).to(device)  # the raw handle: saved, EMA'd, sampled from
-# The clean-frame flag is only used with conditioning frames (clip extension); frozen here,
-# because DDP requires every trainable parameter to receive a gradient in every step.
-model["dit"].clean.requires_grad_(False)
+# The clean-frame flag is only used with conditioning frames (clip extension): frozen in the
+# image and video stages, because DDP requires every trainable parameter to get a gradient.
+model["dit"].clean.requires_grad_(EXTEND)
 params = [q for q in model.parameters() if q.requires_grad]
 opt = adamw(params, args.lr, betas=(0.9, 0.99))
 ema, log, guard, meter = EMA(model, args.ema_decay), LossLog(), NonFiniteGuard(), Meter()
@@ -154,17 +180,23 @@ step = 0
 if resume:
     step = restore_run(resume, model, opt, log, ema)
 elif init is not None:  # fine-tune from the EMA weights: that is the model we evaluated
-    load_state_strict(model, init["ema"]["shadow"], "DiT")
+    weights = dict(init["ema"]["shadow"])
+    new = [k for k in model.state_dict() if k not in weights and ".ctx_embed." in k]
+    if EXTEND and new:  # a video model has no coarse kernels yet: start them from x_embed
+        weights.update({k: model.state_dict()[k] for k in new})
+    load_state_strict(model, weights, "DiT")
+    if EXTEND and new:
+        model["dit"].init_context_kernels()
     ema = EMA(model, args.ema_decay)
 if args.compile:
     model["dit"].compile()  # in place: state_dict keys stay free of "_orig_mod."
 loss_fn = FlowLoss(model)
-ddp = wrap_ddp(loss_fn, dist)
+ddp = wrap_ddp(loss_fn, dist, find_unused=EXTEND)
 dtype = pick_precision(device, args.precision, bf16_pays_on_cpu=model["dit"].cfg.dim >= 256)
 peak = measure_matmul_peak(device, dtype)  # same run, same precision: an honest MFU denominator
 
 # Tokenize every caption once; a batch is then cut to its longest caption.
-ids_all, mask_all = model["text"].tokenizer(list(train["captions"]))  # (N, Lmax)
+ids_all, mask_all = model["text"].tokenizer(long_captions if EXTEND else list(train["captions"]))
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
     raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
@@ -177,11 +209,25 @@ if val is not None:
     val_x = ((val["latents"][:n_val].float() - shift) / scale).to(device)
     val_noise = torch.randn(val_x.shape, generator=g).to(device)
     val_t = torch.sigmoid(args.t_mean + torch.randn(n_val, generator=g)).to(device)
-    val_ids, val_mask = (v.to(device) for v in model["text"].tokenizer(list(val["captions"][:n_val])))
+    val_caps = list(val["captions"][:n_val])
+    if EXTEND:  # every history length once per CLIPS examples, packed, the next clip's caption
+        val_hc = [i % CLIPS for i in range(n_val)]
+        val_caps = [([c] + r)[hc] for c, r, hc in zip(val_caps, val["clip_captions"], val_hc)]
+    val_ids, val_mask = (v.to(device) for v in model["text"].tokenizer(val_caps))
 
 
 @torch.no_grad()
 def val_loss():
+    if EXTEND:  # one batch per history length (one shape per batch)
+        total = 0.0
+        for hc in range(CLIPS):
+            s = torch.tensor([i for i in range(n_val) if val_hc[i] == hc])
+            history, x0 = extend.split_example(val_x[s], hc)
+            ctx = extend.build_context(history, "pack")
+            with autocast(device, dtype):
+                total += loss_fn(x0, val_noise[s][:, :, :x0.shape[2]], val_t[s], val_ids[s],
+                                 val_mask[s], cond=ctx).item() * len(s)
+        return total / n_val
     total = 0.0
     for i in range(0, n_val, 64):
         s = slice(i, i + 64)
@@ -197,13 +243,23 @@ def save():
                  "vae": os.path.abspath(args.vae), "vae_fingerprint": vae_fp,
                  "latents": {k: os.path.abspath(v) for k, v in paths.items()},
                  "latent_shift": shift, "latent_scale": scale, "latent_hw": [h, w],
-                 "latent_frames": T, "frames": int(train["frames"]), "stage": args.stage})
+                 "latent_frames": extend.FIRST if EXTEND else T, "stage": args.stage,
+                 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents
+                 # at a time after the first); it trained on long clips of long_frames
+                 "frames": 16 if EXTEND else int(train["frames"]),
+                 **({"long_frames": int(train["frames"])} if EXTEND else {})})
 
 
 def preview():
     ema_model = build_model(config).to(device)
     ema.copy_to(ema_model)
     prompts = list(val["captions"][:8])
+    if EXTEND:  # 4 long videos of 4 clips, packed history, one prompt each
+        prompts = prompts[:4]
+        z = extend.extend(ema_model.eval(), prompts, 4, "pack", steps=30, latent_hw=(h, w))
+        videos = decode_latents(vae, z * scale + shift, extend.frames_of(4))
+        save_grid(os.path.join(args.out, f"samples_{step:06d}.gif"), videos, prompts)
+        return
     z = sample_latents(ema_model.eval(), prompts, (C, T, h, w), steps=30, cfg=2.0)
     videos = decode_latents(vae, z * scale + shift, int(train["frames"]))
     save_grid(os.path.join(args.out, f"samples_{step:06d}.gif"), videos, prompts)
@@ -231,12 +287,21 @@ with StopFlag() as stop:
         g_cpu = step_generator(args.seed, step)
         g_dev = step_generator(args.seed, step, device, stream=1)
         mine = rank_rows(dist)
+        if EXTEND:  # this step's history length and context strategy (the whole batch's)
+            hc, strategy, window = extend.training_layout(g_cpu, CLIPS)
+            T_new = extend.FIRST if hc == 0 else extend.NEW
+            who_only = (torch.rand(args.batch_size, generator=g_cpu) < extend.P_WHO_ONLY)[mine]
+            who_only &= hc > 0
         drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
         t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]
-        noise = torch.randn((args.batch_size, C, T, h, w), generator=g_dev, device=device)[mine]
+        noise = torch.randn((args.batch_size, C, T_new if EXTEND else T, h, w), generator=g_dev,
+                            device=device)[mine]
         loss_sum = 0.0
         for k, micro in enumerate(torch.arange(B).chunk(args.grad_accum)):
-            ids, mask = ids_all[idx[micro]].clone(), mask_all[idx[micro]].clone()   # (b, Lmax)
+            rows = idx[micro]
+            if EXTEND:  # the caption of the new clip, with or without its motions
+                rows = idx[micro] * CLIPS + hc + N * CLIPS * who_only[micro].long()
+            ids, mask = ids_all[rows].clone(), mask_all[rows].clone()             # (b, Lmax)
             ids[drop[micro], 1:], mask[drop[micro], 1:] = PAD, False  # "": <bos> alone
             L = int(mask.sum(1).max())  # cut to the longest caption (CPU tensors: no sync)
             if args.compile:  # few distinct shapes, few recompilations: L up to a multiple of 8
@@ -244,13 +309,19 @@ with StopFlag() as stop:
             # DDP all-reduces the gradients in backward; with accumulation only the last
             # micro-batch's backward needs to (no_sync skips it for the others).
             last = k == args.grad_accum - 1 or dist.world_size == 1
+            x0, ctx = X[idx[micro]].to(device), None
+            if EXTEND:  # the history as the strategy packs it; x0 = the clip after it
+                history, x0 = extend.split_example(x0, hc)
+                ctx = extend.build_context(history, strategy, window)
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with autocast(device, dtype):
-                    loss = ddp(X[idx[micro]].to(device), noise[micro], t[micro].to(device),
-                               ids[:, :L].to(device), mask[:, :L].to(device)) / args.grad_accum
+                    loss = ddp(x0, noise[micro], t[micro].to(device), ids[:, :L].to(device),
+                               mask[:, :L].to(device), cond=ctx) / args.grad_accum
                 loss.backward()
             loss_sum += loss.detach()
-            speed.add(loss_fn.flops(len(micro), T, h, w, L), len(micro) * S)
+            Nc = 0 if ctx is None else ctx.tokens(model["dit"].cfg.patch)
+            Tx = x0.shape[2]
+            speed.add(loss_fn.flops(len(micro), Tx, h, w, L, Nc), len(micro) * (Nc + S // T * Tx))
         grad_norm = clip_and_step(opt, params)  # a non-finite step is skipped, on the device
         opt.zero_grad(set_to_none=True)
         ema.update(model, step)

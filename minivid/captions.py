@@ -118,6 +118,23 @@ def strip_positions(text):
     return " ".join(out.replace(" ,", ",").split())
 
 
+def strip_motion(text):
+    """The same words without how things move (motions and speeds): a prompt that states who
+    is in the video and leaves the motion to the history, so a continuation clip is never
+    told "moves right" after the object bounced off the right edge. Removes the world's
+    motion and speed phrases and the "that" / ", which" before them."""
+    speed = _SPEED.pattern[3:-3]
+    # a motion phrase, or one with the speed inside it as people write ("moves quickly to
+    # the right"), with an optional speed before or after
+    inside = [re.escape(p.split(" ", 1)[0]) + r"\s+(?:" + speed + r")\s+" + re.escape(p.split(" ", 1)[1])
+              for ps in MOTION_WORDS.values() for p in ps if " " in p]
+    move = (r"(?:(?:" + speed + r")\s+)?(?:" + "|".join(inside) + "|" + _MOVE.pattern[3:-3]
+            + r")(?:\s+(?:" + speed + r"))?")
+    out = re.sub(r"(?:\s*,\s*which|\s+that)\s+" + move + r"\b", "", text, flags=re.IGNORECASE)
+    out = re.sub(r"\s*\b" + move + r"\b", "", out, flags=re.IGNORECASE)
+    return " ".join(out.replace(" ,", ",").replace(" .", ".").replace(" ;", ";").split())
+
+
 # ----------------------------------------------------------------------------- parsing
 def _alternatives(table):
     """Regex alternation of every phrasing, longest first, mapping back to the value."""

@@ -47,6 +47,34 @@ def _nearest(pixels, rgb):
     return d.argmin(-1)
 
 
+def _labels(v):
+    """uint8 (T, H, W, 3) -> (background index, labels (T, H, W): 0 = background, k = object
+    colour k-1). Each pixel is the background or an object colour, whichever is nearer."""
+    bg_votes = np.bincount(_nearest(v, _BG_RGB).ravel(), minlength=len(_BG_NAMES))
+    bg = int(bg_votes.argmax())
+    rgb = np.concatenate([_BG_RGB[bg:bg + 1], _OBJ_RGB])
+    return bg, _nearest(v, rgb)
+
+
+def centres(video, colours):
+    """Where each named object colour is, frame by frame: {colour: float (T, 2) array of the
+    (x, y) bounding-box centre in pixels, NaN in frames where that colour is (nearly) absent}.
+    Clip extension measures jumps across clip boundaries with it (minivid/extend_bench.py)."""
+    v = _as_uint8(video)
+    T, H, W, _ = v.shape
+    _, label = _labels(v)
+    out = {}
+    for name in colours:
+        masks = label == _OBJ_NAMES.index(name) + 1                     # (T, H, W)
+        track = np.full((T, 2), np.nan)
+        for t in range(T):
+            ys, xs = np.nonzero(masks[t])
+            if len(xs) >= 4 * (H / 32.0) ** 2:  # a few stray blurred pixels are not an object
+                track[t] = ((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2)
+        out[name] = track
+    return out
+
+
 def detect(video):
     """Recover the scene from pixels: {"background": str, "objects": [dict]}.
 
@@ -57,11 +85,7 @@ def detect(video):
     v = _as_uint8(video)
     T, H, W, _ = v.shape
     s = H / 32.0
-    bg_votes = np.bincount(_nearest(v, _BG_RGB).ravel(), minlength=len(_BG_NAMES))
-    bg = int(bg_votes.argmax())
-    # Each pixel is either the background or an object colour, whichever is nearer.
-    rgb = np.concatenate([_BG_RGB[bg:bg + 1], _OBJ_RGB])
-    label = _nearest(v, rgb)  # (T, H, W); 0 = background, k = object colour k-1
+    bg, label = _labels(v)
     min_pixels = 10 * s * s   # smallest object: ~32 pixels at 32x32; blur strays are fewer
     objects = []
     for k, name in enumerate(_OBJ_NAMES, start=1):

@@ -251,12 +251,14 @@ def all_reduce(value, dist: Dist, op: str = "mean"):
     return t.item()
 
 
-def wrap_ddp(model: torch.nn.Module, dist: Dist) -> torch.nn.Module:
+def wrap_ddp(model: torch.nn.Module, dist: Dist, find_unused: bool = False) -> torch.nn.Module:
     """Wrap in DistributedDataParallel when world_size > 1; otherwise return `model` itself.
 
     DDP all-reduces gradients during backward so every rank takes the same step. Keep the
     raw `model` handle: save `model.state_dict()` (keys without the "module." prefix DDP
     adds), so checkpoints load the same whether they came from 1 or 64 processes.
+    find_unused: some steps leave some parameters out (clip extension: a step without coarse
+    history tokens never touches their embeddings); DDP then looks for them every step.
     """
     if dist.world_size == 1:
         return model
@@ -265,7 +267,8 @@ def wrap_ddp(model: torch.nn.Module, dist: Dist) -> torch.nn.Module:
         if q.requires_grad:
             q.register_hook(_standard_strides)
     device_ids = [dist.local_rank] if dist.device.type == "cuda" else None
-    return DDP(model, device_ids=device_ids, gradient_as_bucket_view=True)
+    return DDP(model, device_ids=device_ids, gradient_as_bucket_view=True,
+               find_unused_parameters=find_unused)
 
 
 def _standard_strides(grad: torch.Tensor) -> torch.Tensor:

@@ -27,12 +27,18 @@ https://arxiv.org/abs/2310.00426):
   shift, scale and gate per channel; the gates start at zero so every block starts as the
   identity and the untrained model predicts v = 0.
 - Cross-attention to the text tokens (with their padding mask) after self-attention.
-- Clean conditioning frames (for image-to-video and clip extension): `cond` (B, C, Tc, H, W)
-  is patchified with the same weights and placed BEFORE the noisy frames, frame indices
-  0..Tc-1 then Tc..Tc+T-1. They are marked by one added learned `clean` vector instead of a
-  per-token timestep: per-token adaLN would need a (B, N, 6D) modulation per block, 6x the
-  activations, while the flag costs nothing. They reach the output only through attention,
-  and only the noisy frames' tokens are decoded.
+- Clean conditioning frames (clip extension, minivid/extend.py; image-to-video): `cond` is
+  the history, (B, C, Tc, H, W) full-resolution frames or a `Context` of pieces, each with
+  its own patch kernel (FramePack-style: older frames coarser, 2x and 4x in time and space;
+  a coarse kernel starts as "average-pool, then the full embedding"). Its tokens go BEFORE
+  the noisy ones; the newest history frame is frame 0 and the noisy frames 1..T, the numbers
+  the video stage trained on; coarse tokens get the mean position of what they cover.
+  Clean tokens are modulated by adaLN at time t = 0 (the noisy ones at t): per-token
+  timesteps as in diffusion forcing, so the video model reads its history as the nearly
+  clean frames it already knows. (A first version marked them only by an added learned
+  `clean` vector, at the noisy tokens' t; it kept identity across clips far worse, see the
+  README; the vector stays, trained.) They reach the output only through attention, and
+  only the noisy frames' tokens are decoded.
 - Step size (distilled students only, `step_input=True`): a few-step student
   (minivid/distillation.py) also gets the jump size d, embedded like t and added to the
   adaLN condition; its embedding starts at exactly zero, so a student loaded with the
@@ -158,8 +164,18 @@ def frame_offset(frame, dim: int):
 
 
 def modulate(x, shift, scale):
-    """adaLN: per-sample affine (B, D) applied to every token of x (B, N, D)."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+    """adaLN: affine shift, scale (B, 1, D) (one per sample) or (B, N, D) (one per token)
+    applied to the tokens of x (B, N, D)."""
+    return x * (1 + scale) + shift
+
+
+def per_token(mod, mod_clean, Nc: int, N: int):
+    """The adaLN outputs of the noisy tokens, mod (B, D), and of the Nc clean context tokens
+    in front of them, mod_clean (B, D) or None -> (B, 1, D) or (B, N, D)."""
+    if not Nc:
+        return mod[:, None]
+    return torch.cat([mod_clean[:, None].expand(-1, Nc, -1),
+                      mod[:, None].expand(-1, N - Nc, -1)], dim=1)
 
 
 class TimestepEmbedder(nn.Module):
@@ -217,12 +233,16 @@ class DiTBlock(nn.Module):
                                  nn.Linear(mlp_ratio * dim, dim))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, c, text, text_mask, rope):
-        """x: (B, N, D), c: (B, D), text: (B, L, D), text_mask: (B, L) -> (B, N, D)"""
-        shift1, scale1, gate1, shift3, scale3, gate3 = self.ada(c).chunk(6, dim=1)  # 6 x (B, D)
-        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
+    def forward(self, x, c, text, text_mask, rope, c_clean=None, Nc: int = 0):
+        """x: (B, N, D), c: (B, D), text: (B, L, D), text_mask: (B, L) -> (B, N, D).
+        c_clean (B, D): the condition of the first Nc tokens (clean context, time 0)."""
+        mods = self.ada(c).chunk(6, dim=1)                                # 6 x (B, D)
+        clean = self.ada(c_clean).chunk(6, dim=1) if Nc else [None] * 6
+        shift1, scale1, gate1, shift3, scale3, gate3 = (per_token(m, mc, Nc, x.shape[1])
+                                                        for m, mc in zip(mods, clean))
+        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
         x = x + self.cross(self.norm2(x), text, text_mask)
-        return x + gate3[:, None] * self.mlp(modulate(self.norm3(x), shift3, scale3))
+        return x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
 
 
 class DiT(nn.Module):
@@ -370,22 +390,30 @@ class DiT(nn.Module):
             h = h + frame_offset(frame, self.cfg.dim)                   # (B, N, D)
 
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
-        c = self.t_embed(t) + self.pool_proj(pooled)                    # (B, D)
+        te = self.t_embed(t)                                            # (B, D)
+        c = te + self.pool_proj(pooled)                                 # (B, D)
         if d is not None:
             c = c + self.d_embed(d)                                     # (B, D)
+        # Clean context tokens are modulated as what they are: frames at time t = 0, which the
+        # video model already knows how to read (its own nearly clean frames), while the
+        # noisy tokens get time t. Two adaLN conditions, chosen per token.
+        c_clean = None
+        if Nc:
+            c_clean = c - te + self.t_embed(torch.zeros_like(t))        # (B, D)
         ctx = self.text_proj(text)                                      # (B, L, D)
         for block in self.blocks:
             if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
-                h = checkpoint(block, h, c, ctx, text_mask, rope, use_reentrant=False)
+                h = checkpoint(block, h, c, ctx, text_mask, rope, c_clean, Nc,
+                               use_reentrant=False)
             else:
-                h = block(h, c, ctx, text_mask, rope)
+                h = block(h, c, ctx, text_mask, rope, c_clean, Nc)
 
         h = h[:, Nc:]                                                   # (B, T * S, D)
         shift, scale = self.final_ada(c).chunk(2, dim=1)                # 2 x (B, D)
-        h = self.final(modulate(self.final_norm(h), shift, scale))      # (B, T * S, C * p * p)
+        h = self.final(modulate(self.final_norm(h), shift[:, None], scale[:, None]))
         return unpatchify(h, p, T, H, W)                                # (B, C, T, H, W)
 
-    def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0) -> int:
+    def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0, Nc: int | None = None) -> int:
         """Training FLOPs (forward + backward) of one sample; for MFU multiply by the batch,
         divide by the step time and the hardware's peak FLOP/s.
 
@@ -397,19 +425,24 @@ class DiT(nn.Module):
                           + p^2 C D (patch embedding);  final layer p^2 C D per Nt token
           per text token: Dt D + K * 2 D^2 (text projection, cross k and v)
           per sample:     adaLN K * 6 D^2 + 2 D^2, timestep MLP 256 D + D^2, pooling Dt D,
-                          with step_input another 256 D + D^2 for the step-size MLP
+                          with step_input another 256 D + D^2 for the step-size MLP; with a context
+                          another K * 6 D^2 + 256 D + D^2 (adaLN of the clean tokens, t = 0)
           attention:      K * 4 D (N^2 + N L)  (scores q k^T and the weighted sum a v)
         FLOPs = 3 * 2 * (sum of the matmul terms) + 3 * attention. Elementwise ops, norms and
         softmax are left out (the usual MFU convention); grad_checkpoint adds a forward but
-        is not counted (MFU counts model FLOPs, not hardware FLOPs)."""
+        is not counted (MFU counts model FLOPs, not hardware FLOPs). A packed context (clip
+        extension) passes its token count Nc instead of Tc; its coarse tokens are counted at
+        the full kernel's embedding cost (theirs is k^3 larger: under 1% of the total)."""
         D, K, p, C, Dt = self.cfg.dim, self.cfg.depth, self.cfg.patch, self.cfg.in_channels, \
             self.cfg.text_dim
         S = (H // p) * (W // p)
-        N, Nt = (Tc + T) * S, T * S
+        Nt = T * S
+        N = (Tc * S if Nc is None else Nc) + Nt
         macs = (N * (K * 14 * D * D + p * p * C * D) + Nt * p * p * C * D
                 + L * (Dt * D + K * 2 * D * D)
                 + K * 6 * D * D + 2 * D * D + 256 * D + D * D + Dt * D
-                + self.cfg.step_input * (256 * D + D * D))
+                + self.cfg.step_input * (256 * D + D * D)
+                + (N > Nt) * (K * 6 * D * D + 256 * D + D * D))  # clean tokens' adaLN at t = 0
         attention = K * 4 * D * (N * N + N * L)
         return 3 * (2 * macs + attention)
 

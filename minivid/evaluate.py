@@ -9,6 +9,7 @@ JSON line with its figures (easy to grep, diff and plot).
     python -m minivid.evaluate compare runs/dit_video/ckpt.pt runs/dit_scratch/ckpt.pt
     python -m minivid.evaluate throughput --preset tiny  # training speed / MFU, no checkpoint
     python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt --student runs/distill/ckpt.pt
+    python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -127,6 +128,59 @@ def eval_distill(args):
     return fig
 
 
+def eval_extend(args):
+    from minivid.extend_bench import extend_report, plot
+
+    _need(args.ckpt, "Train one first: python train_dit.py --stage extend --init-from "
+          "runs/dit_video/ckpt.pt ... (README, clip extension)")
+    if args.student:
+        _need(args.student, "Distil one first: python distill.py --teacher runs/extend/ckpt.pt")
+    fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
+                        args.window, args.seed, args.student, args.student_steps, args.device,
+                        args.gif, tuple(args.strategies))
+    print(f"\none prompt per video, {args.videos} videos, {args.steps} steps + CFG {args.cfg} a "
+          "clip; ms per clip per video (videos batched); identity and static adherence of clip N")
+    print(f"{'strategy':12}{'N':>4}{'tokens':>8}{'ms':>9}{'peak MB':>9}{'identity':>10}"
+          f"{'static adh':>11}")
+    for name, res in fig["strategies"].items():
+        for r in res["per_clip"]:
+            if r["clip"] in (1, 2, 4, 8, 12, 16) or r["clip"] == args.clips:
+                mb = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+                print(f"{name:12}{r['clip']:4}{r['tokens']:8}{r['ms']:9.1f}{mb:>9}"
+                      f"{r['identity']:10.3f}{r['static_adherence']:11.3f}")
+    rows = []
+    for name, res in fig["strategies"].items():
+        per = res["per_clip"]
+        rows += [(f"{name}: identity, mean over clips 2..{args.clips}",
+                  float(np.mean([r["identity"] for r in per[1:]])) if len(per) > 1 else 1.0),
+                 (f"{name}: boundary jump / within-clip motion (px)",
+                  f"{res['boundary_jump_px']:.2f} / {res['within_clip_motion_px']:.2f}"),
+                 (f"{name}: ms clip {per[-1]['clip']} / ms clip {per[min(1, len(per) - 1)]['clip']}",
+                  per[-1]["ms"] / per[min(1, len(per) - 1)]["ms"])]
+    print_table("consistency and cost", rows)
+    for key, title in (("per_clip_prompts", "one prompt per clip (val long clips, random turns)"),
+                       ("four_prompts", "four prompts: a square path")):
+        res = fig[key]
+        print_table(f"{title}: adherence per clip (generated / real clips)",
+                    [(f"clip {m + 1}", f"{a:.3f} / {r:.3f}   identity {i:.3f}") for m, (a, r, i) in
+                     enumerate(zip(res["pack"]["adherence"], res["real"]["adherence"],
+                                   res["pack"]["identity"]))])
+    if args.student:
+        st = fig["student"]
+        per = st["per_clip"]
+        print_table(f"distilled student, {st['steps']} step(s) a clip, pack", [
+            ("identity, mean over clips 2..N", float(np.mean([r["identity"] for r in per[1:]]))),
+            ("boundary jump / within-clip motion (px)",
+             f"{st['boundary_jump_px']:.2f} / {st['within_clip_motion_px']:.2f}"),
+            ("four prompts: adherence per clip", " ".join(f"{a:.3f}" for a in
+                                                          st["four_prompts"]["adherence"])),
+            ("ms per clip per video (clip 2, clip N)", f"{per[1]['ms']:.1f}, {per[-1]['ms']:.1f}"),
+            ("seconds of video per second of compute", st["video_seconds_per_second"])])
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    return fig
+
+
 def eval_compare(args):
     from minivid.dit_bench import compare
 
@@ -196,9 +250,30 @@ def main(argv=None):
                    "init clip, in (0, 1]")
     s.add_argument("--gif", default=None, help="before/after transfer GIF to write")
     s.add_argument("--device", default="cpu", help="cpu | cuda")
+    e = sub.add_parser("extend", **fmt, help="clip extension: context tokens, ms and memory "
+                       "per clip for full / window / pack and a prompt-only baseline; identity, "
+                       "boundary continuity, per-clip adherence, drift; plot")
+    e.add_argument("--ckpt", required=True, help="the train_dit.py --stage extend checkpoint")
+    e.add_argument("--student", default=None, help="a distill.py student of it, to score too")
+    e.add_argument("--student-steps", type=int, default=None, help="student steps per clip "
+                   "(default: its fewest)")
+    e.add_argument("--data", default="tiny_data", help="tiny-world folder (val/long.jsonl)")
+    e.add_argument("--videos", type=int, default=16, help="videos per set")
+    e.add_argument("--clips", type=int, default=16, help="clips per one-prompt video")
+    e.add_argument("--steps", type=int, default=32, help="teacher Euler steps per clip")
+    e.add_argument("--cfg", type=float, default=2.0, help="guidance scale")
+    e.add_argument("--window", type=int, default=4, help="latent frames the window strategy keeps")
+    e.add_argument("--strategies", nargs="+", default=["full", "window", "pack", "prompt-only"],
+                   choices=["full", "window", "pack", "prompt-only"], help="what to compare")
+    e.add_argument("--seed", type=int, default=0, help="noise seed")
+    e.add_argument("--plot", default=None, help="PNG of tokens and ms vs video length")
+    e.add_argument("--gif", default=None, help="GIF: strategies side by side, 4-prompt videos")
+    e.add_argument("--device", default="cpu", help="cpu | cuda")
     args = p.parse_args(argv)
+    if args.what == "extend" and (args.videos < 1 or args.clips < 2 or args.steps < 1):
+        p.error("extend: need --videos >= 1, --clips >= 2 and --steps >= 1")
     fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
-           "compare": eval_compare, "distill": eval_distill}[args.what](args)
+           "compare": eval_compare, "distill": eval_distill, "extend": eval_extend}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

@@ -22,7 +22,7 @@ import os
 
 import torch
 
-from minivid import distillation, flow
+from minivid import distillation, extend, flow
 from minivid.latents import decode_latents, encode_uint8
 from minivid.t2v import load_model
 from minivid.vae import fingerprint, load_vae
@@ -136,6 +136,24 @@ class Pipeline:
         z = sample_latents(self.model, list(prompts), shape, steps, cfg, seed, sampler,
                            allow_empty, batch_size, init=z_init, strength=strength)
         return self.decode(z, frames, batch_size)
+
+    def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,
+               cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
+               on_clip=None, progress=None):
+        """Long videos clip by clip (minivid/extend.py) -> uint8 (N, 1 + 16 clips, H, W, 3).
+        prompts: one per video, or per video a list with one prompt per clip. The whole
+        latent sequence is decoded in one causal pass, so clip boundaries are not seams."""
+        if clips > 1 and not self.model["dit"].cfg.context_kernels:
+            raise ValueError("this DiT was not trained to continue clips (no context kernels: "
+                             "it is not a --stage extend model). Train one with train_dit.py "
+                             "--stage extend --init-from <video ckpt>")
+        sampler = "euler"
+        if self.distilled:
+            self.check_steps(steps)
+            cfg, sampler = 1.0, distillation.student_step
+        z = extend.extend(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
+                          tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress)
+        return self.decode(z, extend.frames_of(clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:
         """A student jumps only by the step sizes it learnt: d = 1/n from t = 1 - k/n, for n in

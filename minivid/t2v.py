@@ -58,11 +58,13 @@ class FlowLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0, noise, t, ids, mask):
-        """x0, noise: (B, C, T, h, w), t: (B,), ids/mask: (B, L) -> scalar loss."""
+    def forward(self, x0, noise, t, ids, mask, cond=None):
+        """x0, noise: (B, C, T, h, w), t: (B,), ids/mask: (B, L), cond: clean history (a
+        Context, clip extension) or None -> scalar loss, on the noisy frames only."""
         text = self.model["text"](ids, mask)                           # (B, L, D)
-        return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask)
+        return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask, cond=cond)
 
-    def flops(self, batch: int, T: int, h: int, w: int, L: int) -> int:
+    def flops(self, batch: int, T: int, h: int, w: int, L: int, context_tokens: int = 0) -> int:
         """Forward + backward FLOPs of one call (the networks count 3x their forward)."""
-        return batch * (self.model["dit"].flops(T, h, w, L) + self.model["text"].flops(L))
+        return batch * (self.model["dit"].flops(T, h, w, L, Nc=context_tokens)
+                        + self.model["text"].flops(L))

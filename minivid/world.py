@@ -208,10 +208,11 @@ def sample_object(rng, frames, res, colours, pairs_ok):
             return obj
 
 
-def sample_scene(rng, split="train", frames=16, res=32):
+def sample_scene(rng, split="train", frames=16, res=32, n_objects=None):
     """A random scene. `split` "test" puts a held-out colour+shape pair in every scene;
-    "train" and "val" never contain one."""
-    n_objects = 1 if rng.random() < 0.6 else 2
+    "train" and "val" never contain one. n_objects: 1 or 2, else drawn (60% one object)."""
+    if n_objects is None:
+        n_objects = 1 if rng.random() < 0.6 else 2
     while True:
         scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), frames=frames, res=res)
         colours = list(OBJECT_COLOURS)
@@ -277,11 +278,26 @@ def clip_scene(scene, m):
     return Scene(scene.background, objs, frames=CLIP, res=scene.res)
 
 
-def sample_long_scene(rng, split="train", clips=8, res=32, p_turn=0.4):
+def sample_long_scene(rng, split="train", clips=8, res=32, p_turn=0.4, tries=200):
     """A long clip of `clips` clips (1 + 16 clips frames): a short clip's scene (so clip 0 is
     an ordinary clip), run on with the long-clip physics, each object turning at each clip
-    start with probability p_turn (so "then it turns and moves up" has a ground truth)."""
-    scene = sample_scene(rng, split, frames=CLIP, res=res)
+    start with probability p_turn (so "then it turns and moves up" has a ground truth).
+    Two objects never overlap, as in short clips (the VAE never saw one object hide
+    another): a two-object draw in which they would cross is redrawn, up to `tries` times
+    (then the scene keeps its first object). So two-object long clips lean towards objects
+    that stay apart: still ones, bounces, parallel moves."""
+    n_objects = 1 if rng.random() < 0.6 else 2
+    for _ in range(tries):
+        scene = _long_draw(rng, split, clips, res, p_turn, n_objects)
+        a = scene.objects
+        if len(a) == 1 or not overlaps(a[0], a[1], scene.frames, res):
+            return scene
+    scene.objects = scene.objects[:1]
+    return scene
+
+
+def _long_draw(rng, split, clips, res, p_turn, n_objects):
+    scene = sample_scene(rng, split, frames=CLIP, res=res, n_objects=n_objects)
     scene.frames = 1 + CLIP * clips
     for o in scene.objects:
         for m in range(1, clips):

@@ -1,0 +1,349 @@
+"""What clip extension costs and what it keeps: `python -m minivid.evaluate extend`.
+
+Where it sits: after `train_dit.py --stage extend`. Three sets of long videos, all from the
+val long clips' scenes (tiny_data/val/long.jsonl; scenes where something grows or shrinks
+are left out, since their size changes on purpose):
+  1. ONE PROMPT per video (its first clip's dense caption), `clips` clips long, made with each
+     context strategy (full, window, pack; minivid/extend.py) and with the PROMPT-ONLY
+     baseline (every clip drawn on its own from the same prompt, no history). Per clip index
+     N = 1..clips: context tokens, ms for clip N (per video, the videos batched), the peak
+     memory while making it, IDENTITY (does clip N show clip 1's background and objects with
+     their colours, shapes and sizes: `identity`) and STATIC ADHERENCE (background, colours,
+     shapes, sizes the prompt states). Per video: BOUNDARY CONTINUITY, the jump of each
+     object's centre across each clip boundary (px) against the mean frame-to-frame motion
+     inside clips.
+  2. ONE PROMPT PER CLIP, the val long clips' own per-clip captions (random turns at clip
+     starts): adherence of every clip to its prompt, with the same score of the REAL clips
+     (the ground truth rendered by the world) as the ceiling, since a reflection off an edge
+     mid-clip can make even the truth disagree with a caption's direction.
+  3. FOUR PROMPTS: "moves right", then "moves up", "moves left", "moves down" (a square
+     path; each video's start corner, turning sense, object and speed drawn): adherence per
+     clip, identity.
+With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
+of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
+
+    python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
+"""
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from minivid import checker, extend
+from minivid.captions import dense_caption
+from minivid.sampling import Pipeline
+from minivid.world import CLIP, DIRECTIONS, FRAME_MS, OBJECT_COLOURS, POSITIONS, Obj, Scene, \
+    clip_scene, clip_start, render, sample_scene
+
+STATIC = ("colour", "shape", "size")
+
+
+# ----------------------------------------------------------------------------- the videos
+def eval_scenes(data_dir: str, n: int) -> list[Scene]:
+    """The first n val long scenes in which nothing grows or shrinks."""
+    out = []
+    with open(os.path.join(data_dir, "val", "long.jsonl")) as f:
+        for line in f:
+            scene = Scene.from_dict(json.loads(line)["spec"])
+            motions = [o.motion for o in scene.objects] + \
+                [t[1] for o in scene.objects for t in o.turns]
+            if not {"grow", "shrink"} & set(motions):
+                out.append(scene)
+            if len(out) == n:
+                break
+    return out
+
+
+def square_path_scene(rng, res: int = 32) -> Scene:
+    """One object going round a square, one side per clip: 4 clips (65 frames). Starts in a
+    corner, turns left or right at each clip start; 16 px a side at fast speed, 8 at slow, so
+    it never reaches an edge (no reflections: each clip's motion is unambiguous)."""
+    base = sample_scene(rng, "val", frames=CLIP, res=res)
+    o = base.objects[0]
+    corner = str(rng.choice(["bottom left", "bottom right", "top left", "top right"]))
+    # Directions round the square from each corner, counter-clockwise on screen; reversed
+    # for clockwise.
+    ccw = {"bottom left": ["right", "up", "left", "down"],
+           "bottom right": ["up", "left", "down", "right"],
+           "top right": ["left", "down", "right", "up"],
+           "top left": ["down", "right", "up", "left"]}[corner]
+    # Clockwise from the same corner: the same sides in reverse order, each walked backwards.
+    flip = {"right": "left", "left": "right", "up": "down", "down": "up"}
+    path = ccw if rng.random() < 0.5 else [flip[d] for d in ccw[::-1]]
+    speed = str(rng.choice(["slow", "fast"]))
+    obj = Obj(o.shape, o.colour, o.size, corner, path[0], speed,
+              turns=[[clip_start(m), path[m], speed] for m in range(1, 4)])
+    return Scene(base.background, [obj], frames=1 + 4 * CLIP, res=res)
+
+
+def clip_captions(scene: Scene, clips: int, seed: int = 0) -> list[str]:
+    """The dense caption of each clip (as the world writes them: the first with positions)."""
+    rng = np.random.default_rng(seed)
+    return [dense_caption(clip_scene(scene, m), rng, where=m == 0) for m in range(clips)]
+
+
+def split(video, clips: int) -> list[np.ndarray]:
+    """uint8 (1 + 16 clips, H, W, 3) -> the clips' frames: 17, then 16 each."""
+    return [video[clip_start(m):clip_start(m + 1)] for m in range(clips)]
+
+
+def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=None):
+    """The baseline with no memory: clip m drawn on its own from the same prompt (noise seed
+    + 1000 m), its first 17 (clip 0) or 16 frames laid end to end."""
+    parts = []
+    for m in range(clips):
+        t0 = time.perf_counter()
+        video = generate_plain(pipe, prompts, steps, cfg, seed + 1000 * m, batch_size)
+        if on_clip is not None:
+            on_clip(m, time.perf_counter() - t0, None)
+        parts.append(video if m == 0 else video[:, :CLIP])
+    return np.concatenate(parts, axis=1)
+
+
+def generate_plain(pipe, prompts, steps, cfg, seed, batch_size):
+    """17-frame clips from text alone (a first clip: 5 latent frames)."""
+    return pipe.extend(prompts, 1, "full", steps, cfg, seed, batch_size=batch_size)
+
+
+# ----------------------------------------------------------------------------- the measures
+def identity(first: dict, later: dict) -> tuple[int, int]:
+    """(hits, total): does `later` (detect output of clip N) show what `first` (clip 1) showed?
+    The background, and per clip-1 object: its colour present, its shape, its size. Each
+    object in clip N that clip 1 did not have counts as one more miss."""
+    hits, total = int(later["background"] == first["background"]), 1
+    for o in first["objects"]:
+        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
+        for key in STATIC:
+            hits += match is not None and match[key] == o[key]
+            total += 1
+    known = {o["colour"] for o in first["objects"]}
+    total += sum(f["colour"] not in known for f in later["objects"])
+    return hits, total
+
+
+def static_adherence(found: dict, prompt: str) -> tuple[int, int]:
+    """(hits, total) over what the prompt states of background, colours, shapes and sizes:
+    what must hold in EVERY clip of a one-prompt video (positions and motions move on)."""
+    want = checker.stated(prompt)
+    want = {"background": want["background"],
+            "objects": [{k: v for k, v in o.items() if k in STATIC} for o in want["objects"]]}
+    return checker.score(found, want)
+
+
+def boundary_stats(video, colours, clips: int):
+    """-> (jumps, moves): each object's centre jump across each clip boundary (px), and every
+    frame-to-frame move inside clips (px). Frames where the object is missing are skipped."""
+    tracks = checker.centres(video, colours)
+    jumps, moves = [], []
+    boundaries = {clip_start(m) for m in range(1, clips)}   # first frame of clips 2..n
+    for track in tracks.values():
+        step = np.linalg.norm(np.diff(track, axis=0), axis=1)   # (T-1,) move into frame t+1
+        for t, d in enumerate(step):
+            if np.isnan(d):
+                continue
+            (jumps if t + 1 in boundaries else moves).append(float(d))
+    return jumps, moves
+
+
+class Peak:
+    """Peak memory of a stretch of work: CUDA's allocator peak, or on Linux the process's
+    peak resident set (VmHWM, reset through /proc/self/clear_refs). MB; None elsewhere."""
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == "cuda"
+
+    def reset(self):
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        elif os.path.exists("/proc/self/clear_refs"):
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+
+    def mb(self):
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() / 2 ** 20
+        try:
+            with open("/proc/self/status") as f:
+                kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+            return kb / 1024
+        except (OSError, StopIteration):
+            return None
+
+
+def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device):
+    """Make the videos, timing and sizing every clip -> (uint8 videos, per-clip rows)."""
+    rows, peak, n = [], Peak(device), len(prompts)
+    patch = pipe.model["dit"].cfg.patch
+
+    def on_clip(m, seconds, ctx):
+        rows.append({"clip": m + 1, "tokens": 0 if ctx is None else ctx.tokens(patch),
+                     "ms": 1e3 * seconds / n, "peak_mb": peak.mb()})
+        peak.reset()
+
+    peak.reset()
+    if strategy == "prompt-only":
+        videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip)
+    else:
+        videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip)
+    return videos, rows
+
+
+def score_one_prompt(videos, prompts, clips):
+    """Identity and static adherence per clip index, boundary jumps vs motion."""
+    ident = np.zeros((clips, 2))
+    adher = np.zeros((clips, 2))
+    jumps, moves = [], []
+    for video, prompt in zip(videos, prompts):
+        parts = [checker.detect(c) for c in split(video, clips)]
+        for m, found in enumerate(parts):
+            ident[m] += identity(parts[0], found)
+            adher[m] += static_adherence(found, prompt)
+        j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
+        jumps += j
+        moves += mv
+    return {"identity": (ident[:, 0] / np.maximum(ident[:, 1], 1)).tolist(),
+            "static_adherence": (adher[:, 0] / np.maximum(adher[:, 1], 1)).tolist(),
+            "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
+            "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
+
+
+def score_per_clip(videos, prompts_per_video, clips):
+    """Adherence of each clip to its own prompt (the prompt as written, positions included for
+    clip 1 only, as the model saw it) and identity vs clip 1 -> per clip index."""
+    adher, ident = np.zeros((clips, 2)), np.zeros((clips, 2))
+    for video, prompts in zip(videos, prompts_per_video):
+        texts = extend.clip_prompts([prompts], clips)[0]
+        parts = split(video, clips)
+        first = checker.detect(parts[0])
+        for m, (part, text) in enumerate(zip(parts, texts)):
+            found = checker.detect(part)
+            adher[m] += checker.score(found, checker.stated(text))
+            ident[m] += identity(first, found)
+    return {"adherence": (adher[:, 0] / np.maximum(adher[:, 1], 1)).tolist(),
+            "identity": (ident[:, 0] / np.maximum(ident[:, 1], 1)).tolist()}
+
+
+def real_videos(scenes):
+    return np.stack([render(s) for s in scenes])
+
+
+# ----------------------------------------------------------------------------- the report
+def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0, window=4,
+                  seed=0, student=None, student_steps=None, device="cpu", gif=None,
+                  strategies=("full", "window", "pack", "prompt-only"), progress=print):
+    pipe = Pipeline(ckpt, device=device)
+    if pipe.distilled:
+        raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
+                         "and the student with --student")
+    scenes = eval_scenes(data_dir, n)
+    if len(scenes) < n:
+        raise ValueError(f"{data_dir}/val/long.jsonl has {len(scenes)} usable long clips, "
+                         f"fewer than --videos {n}: regenerate it with more (python -m "
+                         "minivid.world --n-val-long 64) or ask for fewer")
+    prompts = [clip_captions(s, 1)[0] for s in scenes]
+    out = {"ckpt": str(ckpt), "videos": n, "clips": clips, "steps": steps, "cfg": cfg,
+           "window": window, "threads": torch.get_num_threads(), "strategies": {}}
+    videos_by = {}
+    for strategy in strategies:
+        progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
+        videos, rows = run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window,
+                                    device)
+        scores = score_one_prompt(videos, prompts, clips)
+        for r, ident, adh in zip(rows, scores["identity"], scores["static_adherence"]):
+            r.update(identity=ident, static_adherence=adh)
+        out["strategies"][strategy] = {"per_clip": rows, **{k: v for k, v in scores.items()
+                                                           if k.endswith("px")}}
+        videos_by[strategy] = videos
+
+    # multi-prompt sets, the packed strategy (the one meant for long videos)
+    long_clips = min(clips, (scenes[0].frames - 1) // CLIP)
+    per_clip = [clip_captions(s, long_clips) for s in scenes]
+    progress(f"one prompt per clip (val long clips), pack: {n} videos x {long_clips} clips")
+    videos = pipe.extend(per_clip, long_clips, "pack", steps, cfg, seed, window)
+    real = real_videos([Scene(s.background, s.objects, 1 + CLIP * long_clips, s.res)
+                        for s in scenes])
+    out["per_clip_prompts"] = {"pack": score_per_clip(videos, per_clip, long_clips),
+                               "real": score_per_clip(real, per_clip, long_clips)}
+    rng = np.random.default_rng(seed + 1)
+    squares = [square_path_scene(rng) for _ in range(n)]
+    four = [clip_captions(s, 4) for s in squares]
+    progress(f"four prompts (a square path), pack: {n} videos x 4 clips")
+    square_videos = pipe.extend(four, 4, "pack", steps, cfg, seed, window)
+    out["four_prompts"] = {"pack": score_per_clip(square_videos, four, 4),
+                           "real": score_per_clip(real_videos(squares), four, 4),
+                           "example": four[0]}
+    if student:
+        out["student"] = student_report(student, student_steps, prompts, four, clips, seed,
+                                        window, device, progress)
+    if gif:
+        write_gif(gif, videos_by, prompts, square_videos, four)
+    return out
+
+
+def student_report(path, steps, prompts, four, clips, seed, window, device, progress):
+    pipe = Pipeline(path, device=device)
+    if not pipe.distilled:
+        raise ValueError(f"--student {path} is not a distilled student (distill.py output)")
+    steps = steps or min(pipe.distilled["step_counts"])
+    progress(f"student, {steps} step(s) a clip, pack: {len(prompts)} videos x {clips} clips")
+    t0 = time.perf_counter()
+    videos, rows = run_strategy(pipe, prompts, clips, "pack", steps, 1.0, seed, window, device)
+    seconds = time.perf_counter() - t0
+    scores = score_one_prompt(videos, prompts, clips)
+    for r, ident, adh in zip(rows, scores["identity"], scores["static_adherence"]):
+        r.update(identity=ident, static_adherence=adh)
+    video_seconds = len(prompts) * (1 + CLIP * clips) * FRAME_MS / 1e3
+    square = pipe.extend(four, 4, "pack", steps, 1.0, seed, window)
+    return {"ckpt": str(path), "steps": steps, "per_clip": rows,
+            "boundary_jump_px": scores["boundary_jump_px"],
+            "within_clip_motion_px": scores["within_clip_motion_px"],
+            "video_seconds_per_second": video_seconds / seconds,
+            "four_prompts": score_per_clip(square, four, 4)}
+
+
+def write_gif(path, videos_by, prompts, square_videos, four, k=2):
+    """Rows: each strategy's first k one-prompt videos, then k four-prompt videos."""
+    from minivid.data import save_grid
+    names = list(videos_by)
+    vids, caps = [], []
+    for i in range(k):
+        for s in names:
+            vids.append(videos_by[s][i])
+            caps.append(f"{s}: {prompts[i]}")
+    T = vids[0].shape[0]
+    for i in range(k):  # shorter videos: hold their last frame
+        v = square_videos[i]
+        vids.append(np.concatenate([v, np.repeat(v[-1:], T - len(v), axis=0)]))
+        caps.append("pack, 4 prompts: " + " | ".join(four[i]))
+    save_grid(path, np.stack(vids), caps, cols=len(names))
+
+
+def plot(report, path):
+    """Context tokens and ms per clip vs the clip index, one line per strategy."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, res in report["strategies"].items():
+        clips = [r["clip"] for r in res["per_clip"]]
+        if name != "prompt-only":
+            axes[0].plot(clips, [r["tokens"] for r in res["per_clip"]], marker=".", label=name)
+        axes[1].plot(clips, [r["ms"] for r in res["per_clip"]], marker=".", label=name)
+    axes[0].set(xlabel="clip index N (video length in clips)", ylabel="context tokens",
+                title="context the DiT attends to")
+    axes[1].set(xlabel="clip index N", ylabel="ms per clip per video",
+                title=f"time to make clip N ({report['steps']} steps, CFG)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,276 @@
+"""16 Clip extension: long videos clip by clip, conditioned on the history, bounded context.
+
+Concept: a long video is made one clip at a time; each new clip is generated with the history
+(clean latent frames) in front of its noisy frames. Feeding the WHOLE history ("full") makes
+the DiT's sequence, and its cost, grow with the video; FramePack-style packing ("pack") keeps
+the newest frame sharp and older frames ever coarser (their own patch embeddings, 2x and 4x
+in time and space), drops the oldest but keeps frame 0 as an anchor: the context is bounded
+by a constant. The world needs physics for clips of any length (objects reflect off the
+edges, grow and shrink hold their final size, objects can turn at a given frame), so a long
+video has a ground truth clip by clip.
+
+    OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import ROOT, make_vae, run
+
+from minivid import captions, checker, extend, world
+from minivid.checkpoint import load_checkpoint, save_checkpoint
+from minivid.dit import DiT, DiTConfig, patchify
+from minivid.vae import fingerprint
+
+
+# 1. Long clips: everything stays in the frame however long the clip, a turn changes the
+#    motion at its frame, and a short clip is exactly what it always was (free flight).
+def test_01_long_clip_physics():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        scene = world.sample_long_scene(rng, clips=8)
+        assert scene.frames == 1 + 16 * 8
+        for o in scene.objects:
+            b = world.bounding_boxes(o, scene.frames, scene.res)
+            assert (b[:, :2] >= -1e-6).all() and (b[:, 2:] <= scene.res + 1e-6).all()
+        if len(scene.objects) == 2:  # long clips keep the short world's rule: no overlap
+            assert not world.overlaps(*scene.objects, scene.frames, scene.res)
+    # a right-mover bounces back off the right edge
+    o = world.Obj("circle", "red", "small", "left", "right", "fast")
+    x, _, _ = world.trajectory(o, 60, 32)
+    assert x.max() <= 32 - 4 and x[-1] < x.max()
+    assert np.allclose(x[:16], world.trajectory(o, 60, 32, walls=False)[0][:16])
+    # grow holds its final size instead of growing out of the frame
+    g = world.Obj("square", "blue", "small", "centre", "grow")
+    r = world.trajectory(g, 80, 32)[2]
+    assert r[-1] == pytest.approx(world.SIZES["small"] * world.GROW) and r[40] == r[79]
+    # a turn: right until frame 17, then up from wherever it is
+    t = world.Obj("square", "blue", "small", "bottom left", "right", "slow",
+                  turns=[[17, "up", "slow"]])
+    x, y, _ = world.trajectory(t, 33, 32)
+    assert x[17] == x[32] and y[32] < y[17] and x[16] > x[0]
+    assert world.motion_at(t, 16) == ("right", "slow") and world.motion_at(t, 17) == ("up", "slow")
+
+
+# 2. Each clip of a long clip has its own scene and caption; the checker agrees with them on
+#    the real pixels (a square path has no reflections, so every clip is unambiguous).
+def test_02_clip_captions_match_pixels():
+    from minivid.extend_bench import clip_captions, score_per_clip, square_path_scene
+    rng = np.random.default_rng(1)
+    scenes = [square_path_scene(rng) for _ in range(6)]
+    videos = np.stack([world.render(s) for s in scenes])
+    caps = [clip_captions(s, 4) for s in scenes]
+    scores = score_per_clip(videos, caps, 4)
+    assert min(scores["adherence"]) == 1.0 and min(scores["identity"]) == 1.0
+    parsed = [captions.parse_caption(c)["objects"][0] for c in caps[0]]
+    assert "position" in parsed[0] and all("position" not in p for p in parsed[1:])
+    assert [p["motion"] for p in parsed] == [scenes[0].objects[0].motion] + \
+        [t[1] for t in scenes[0].objects[0].turns]  # continuations leave positions out
+
+
+# 3. A prompt for a continuation clip loses its start positions (the history says where
+#    things are); a one-prompt video's later clips also lose the motions.
+def test_03_strip_positions():
+    text = ("A large red circle that starts on the left and moves quickly to the right; and a "
+            "small blue box in the top right corner, which sinks. The background is plain grey.")
+    stripped = captions.strip_positions(text)
+    parsed, full = captions.parse_caption(stripped), captions.parse_caption(text)
+    assert all("position" not in o for o in parsed["objects"])
+    for a, b in zip(parsed["objects"], full["objects"]):
+        assert {k: v for k, v in b.items() if k != "position"} == a
+    assert parsed["background"] == "grey"
+    who = captions.parse_caption(captions.strip_motion(stripped))
+    assert who == {"background": "grey", "objects": [
+        {"colour": "red", "shape": "circle", "size": "large"},
+        {"colour": "blue", "shape": "square", "size": "small"}]}
+    # one prompt for a video: later clips get who is in it; one prompt per clip: each keeps
+    # its motion (it steers its clip), only the start positions go
+    one = extend.clip_prompts([text], 3)[0]
+    assert one[0] == text and one[1] == one[2] == captions.strip_motion(stripped)
+    per_clip = extend.clip_prompts([[text, text, text]], 3)[0]
+    assert per_clip[1] == stripped
+    with pytest.raises(ValueError, match="one per clip"):
+        extend.clip_prompts([[text, text]], 3)
+    with pytest.raises(ValueError, match="empty prompt"):
+        extend.clip_prompts([[text, " ", text]], 3)
+
+
+# 4. Context tokens: the module's formulas are what build_context really makes; full grows
+#    with the history, window and pack are bounded (pack by 2.5 S, positions by the anchor).
+@pytest.mark.parametrize("strategy", extend.STRATEGIES)
+def test_04_context_tokens(strategy):
+    for L in range(0, 70, 3):
+        ctx = extend.build_context(torch.zeros(1, 3, L, 8, 8), strategy)
+        tokens = 0 if ctx is None else ctx.tokens(patch=2)
+        assert tokens == extend.context_tokens(strategy, L)
+        if ctx is not None and strategy == "pack":
+            assert tokens <= 40
+            assert min(float(pos.min()) for _, _, pos in ctx.pieces) >= extend.ANCHOR_POS
+    assert extend.context_tokens("full", 61) == 16 * 61
+
+
+# 5. The packed layout, drawn: which history frame goes where, at what kernel.
+def test_05_pack_layout():
+    L = 25                                      # after 6 clips: frames 0..24
+    history = torch.arange(L).float().view(1, 1, L, 1, 1).expand(1, 3, L, 8, 8)
+    pieces = extend.build_context(history, "pack").pieces
+    kept = [(k, z[0, 0, :, 0, 0].tolist(), pos.tolist()) for z, k, pos in pieces]
+    frames = lambda a, b: [float(f) for f in range(a, b)]  # noqa: E731
+    assert kept == [(1, [0.0], [-19.0]),                        # the anchor, past the window
+                    (4, frames(6, 22), frames(-18, -2)),        # 16 frames at kernel 4
+                    (2, [22.0, 23.0], [-2.0, -1.0]),            # 2 frames at kernel 2
+                    (1, [24.0], [0.0])]                         # the newest, full size
+    # frames 1..5 are dropped; a short history pads its oldest group by repeating its oldest
+    short = extend.build_context(history[:, :, :6], "pack").pieces
+    assert [(k, z.shape[2]) for z, k, _ in short] == [(4, 4), (2, 2), (1, 1)]
+    assert short[0][0][0, 0, :, 0, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
+
+
+# 6. A coarse kernel starts as "average-pool, then the full patch embedding", exactly.
+def test_06_coarse_kernel_init():
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=1,
+                        context_kernels=(2, 4)))
+    z = torch.randn(2, 3, 4, 8, 8)
+    from minivid.dit import patchify_coarse
+    for k in (2, 4):
+        pooled = torch.nn.functional.avg_pool3d(z, k)                 # (2, 3, 4/k, 8/k, 8/k)
+        torch.testing.assert_close(dit.ctx_embed[str(k)](patchify_coarse(z, 2, k)),
+                                   dit.x_embed(patchify(pooled, 2)), atol=1e-5, rtol=1e-5)
+
+
+# 7. The DiT reads the history: the prediction for the new frames changes with it, and an
+#    empty history is no history.
+def test_07_dit_reads_context():
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=2,
+                        context_kernels=(2, 4))).eval()
+    for q in dit.parameters():  # wake the zero-initialised gates
+        torch.nn.init.normal_(q, std=0.05)
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+    h1, h2 = torch.randn(2, 3, 25, 8, 8), torch.randn(2, 3, 25, 8, 8)
+    v1 = dit(x, t, text, mask, cond=extend.build_context(h1, "pack"))
+    v2 = dit(x, t, text, mask, cond=extend.build_context(h2, "pack"))
+    assert v1.shape == x.shape and not torch.allclose(v1, v2)
+    # only the frames pack keeps matter: frames 1..5 of the history are dropped
+    h3 = h1.clone()
+    h3[:, :, 1:6] = 0
+    torch.testing.assert_close(dit(x, t, text, mask, cond=extend.build_context(h3, "pack")), v1)
+    torch.testing.assert_close(dit(x, t, text, mask, cond=h1[:, :, :0]), dit(x, t, text, mask))
+    with pytest.raises(ValueError, match="context_kernels"):
+        DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=1))(
+            x, t, text, mask, cond=extend.build_context(h1, "pack"))
+
+
+# 8. Training draws one layout per step from the step's generator; examples split cleanly.
+def test_08_training_layout():
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    draws = [extend.training_layout(g1, 8) for _ in range(200)]
+    assert draws == [extend.training_layout(g2, 8) for _ in range(200)]
+    assert {d[0] for d in draws} == set(range(8)) and {d[1] for d in draws} == set(extend.STRATEGIES)
+    z = torch.randn(2, 3, 33, 8, 8)
+    history, target = extend.split_example(z, 0)
+    assert history.shape[2] == 0 and target.shape[2] == 5
+    history, target = extend.split_example(z, 3)
+    assert history.shape[2] == 13 and torch.equal(target, z[:, :, 13:17])
+
+
+# ----------------------------------------------------------------------------- the scripts
+def make_long_cache(folder, vae, n=24, clips=3):
+    """Synthetic latent caches: images, clips and long clips (random latents, real captions)."""
+    rng = np.random.default_rng(0)
+    info = {"config": __import__("dataclasses").asdict(vae.cfg), "fingerprint": fingerprint(vae)}
+    for split in ("train", "val"):
+        for kind, T in (("images", 1), ("clips", 5), ("long", 1 + 4 * clips)):
+            if kind == "long":
+                scenes = [world.sample_long_scene(rng, split, clips) for _ in range(n)]
+                caps = [captions.dense_caption(world.clip_scene(s, 0), rng) for s in scenes]
+                clip_caps = [[captions.dense_caption(world.clip_scene(s, m), rng, where=False)
+                              for m in range(1, clips)] for s in scenes]
+            else:
+                scenes = [world.sample_scene(rng, split, 1 if T == 1 else 16) for _ in range(n)]
+                caps = [captions.dense_caption(s, rng) for s in scenes]
+                clip_caps = [[] for _ in scenes]
+            save_checkpoint(folder / f"{split}_{kind}.pt", {
+                "kind": "latents", "latents": torch.randn(n, 3, T, 8, 8).half(),
+                "frames": 1 + 16 * clips if kind == "long" else (1 if T == 1 else 16),
+                "captions": caps, "sparse": [""] * n, "clip_captions": clip_caps,
+                "specs": [json.dumps(s.to_dict()) for s in scenes], "vae": info,
+                "source": "synthetic", "shift": 0.0, "scale": 1.0})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """VAE + caches; 3 video steps, then 4 extend steps from them; a 2-step student of it."""
+    d = tmp_path_factory.mktemp("extend")
+    vae = make_vae(d / "vae.pt", seed=0)
+    make_long_cache(d / "latents", vae)
+    common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
+              "--warmup", 2, "--eval-every", 2, "--sample-every", 0]
+    run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 3, *common)
+    run("train_dit.py", "--stage", "extend", "--out", d / "extend", "--steps", 4,
+        "--init-from", d / "video" / "ckpt.pt", *common)
+    run("distill.py", "--teacher", d / "extend" / "ckpt.pt", "--out", d / "student", "--steps",
+        2, "--trajectories", 12, "--batch-size", 4, "--step-counts", 1, 2, "--K", 2,
+        "--sample-every", 0)
+    return d
+
+
+# 9. --stage extend: the coarse kernels start from the video model's patch embedding, the
+#    clean flag trains, the checkpoint says what it is.
+def test_09_extend_checkpoint(setup):
+    d = setup
+    video = load_checkpoint(d / "video" / "ckpt.pt", kind="dit")
+    ext = load_checkpoint(d / "extend" / "ckpt.pt", kind="dit")
+    assert tuple(ext["config"]["dit"]["context_kernels"]) == (2, 4)
+    assert ext["extra"]["stage"] == "extend" and ext["extra"]["long_frames"] == 1 + 16 * 3
+    assert not torch.equal(ext["model"]["dit.clean"], video["ema"]["shadow"]["dit.clean"])
+    assert "dit.ctx_embed.4.weight" in ext["model"] and "val" in ext["log"]["series"]
+    student = load_checkpoint(d / "student" / "ckpt.pt", kind="dit")
+    assert student["extra"]["distilled"]["step_counts"] == [1, 2]
+    assert tuple(student["config"]["dit"]["context_kernels"]) == (2, 4)
+
+
+# 10. sample.py --extend: one long GIF of 1 + 16 N frames, teacher and student; one prompt per
+#     clip works too; bad requests fail with the fix named.
+def test_10_sample_extend(setup):
+    from minivid.data import read_frames
+    d = setup
+    p = "A small red circle on the left moves quickly to the right. The background is plain black."
+    r = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--extend", 3, "--steps", 2,
+            "--context", "pack", "--prompt", p, "--out", d / "samples")
+    frames, seen = read_frames(d / "samples" / "long_pack_3clips.gif", frames=1000)
+    assert seen == 1 + 16 * 3 and "clip 2:" in r.stdout and "on the left" not in \
+        r.stdout.split("clip 2:")[1]
+    run("sample.py", "--ckpt", d / "student" / "ckpt.pt", "--extend", 2, "--steps", 1,
+        "--context", "full", "--prompt", p, "--prompt", p.replace("right", "left"),
+        "--out", d / "student_samples")
+    assert (d / "student_samples" / "long_full_2clips.gif").exists()
+    bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--extend", 3, "--prompt", p,
+              "--prompt", p, "--out", d / "x", check=False)
+    assert bad.returncode != 0 and "one per clip" in bad.stderr
+    bad = run("sample.py", "--ckpt", d / "video" / "ckpt.pt", "--extend", 2, "--steps", 2,
+              "--prompt", p, "--out", d / "x", check=False)
+    assert bad.returncode != 0 and "--stage extend" in bad.stderr
+
+
+# 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
+#     per clip: tokens, ms, identity; the per-clip-prompt and four-prompt scores.
+def test_11_evaluate_extend(setup, tmp_path):
+    d = setup
+    data = tmp_path / "data"
+    world.generate(data, {("val", "long"): 4}, seed=0, workers=1, long_clips=4)
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--videos", 2, "--clips", 3, "--steps", 1, "--student", d / "student" / "ckpt.pt",
+            "--plot", tmp_path / "extend.png")
+    fig = json.loads(r.stdout.strip().splitlines()[-1])
+    assert fig["eval"] == "extend" and set(fig["strategies"]) == {"full", "window", "pack",
+                                                                   "prompt-only"}
+    full, pack = fig["strategies"]["full"]["per_clip"], fig["strategies"]["pack"]["per_clip"]
+    assert [r["tokens"] for r in full] == [0, 16 * 5, 16 * 9]
+    assert [r["tokens"] for r in pack] == [0, 21, 22]
+    assert len(fig["four_prompts"]["pack"]["adherence"]) == 4
+    assert fig["student"]["video_seconds_per_second"] > 0
+    assert (tmp_path / "extend.png").exists()
