@@ -110,6 +110,10 @@ if EXTEND:
     # Trajectory j continues long clip order[j % n] after hc = j % CLIPS clips of history, so
     # every history length gets N / CLIPS trajectories. HISTORY: the clean long-clip latents.
     HISTORY = (cache["latents"].float() - extra["latent_shift"]) / extra["latent_scale"]
+    # at the noise level sampling gives every history (extend.SAMPLE_NOISE), drawn once
+    g = torch.Generator().manual_seed(args.seed + 1)
+    TAU = torch.full((len(HISTORY),), extend.SAMPLE_NOISE)
+    HISTORY = extend.noise_history(HISTORY, TAU, g)
     CLIPS = (HISTORY.shape[2] - 1) // extend.NEW
     N = args.trajectories
     clip_of = torch.tensor([order[(j // CLIPS) % len(order)] for j in range(N)])   # (N,)
@@ -130,7 +134,7 @@ ids_all, mask_all = teacher["text"].tokenizer(captions)                     # (N
 def history_context(rows, hc):
     """The packed history of trajectories `rows`, all with hc clips of history (or None)."""
     history, _ = extend.split_example(HISTORY[clip_of[rows]], hc)
-    ctx = extend.build_context(history, "pack")
+    ctx = extend.build_context(history, "pack", t=TAU[clip_of[rows]])
     return None if ctx is None else ctx.to(device)
 
 
@@ -149,8 +153,8 @@ def make_bank_rows(rows, hc, batch):
     # The bank's own noise stream, mixed from (seed, "bank"): NOT torch's manual_seed(seed),
     # which is what sampling and `evaluate` draw their noise from, so evaluation never starts
     # from a noise tensor the student was trained on.
-    bank_seed = int(np.random.SeedSequence([args.seed, 0xBA4C, -1 if hc is None else hc])
-                    .generate_state(1, np.uint64)[0])
+    entropy = [args.seed, 0xBA4C] + ([] if hc is None else [hc])   # one stream per history
+    bank_seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
     Tn = T if hc is None else (extend.FIRST if hc == 0 else extend.NEW)   # frames to make
     noise = torch.randn((len(rows), C, Tn, h, w), generator=torch.Generator().manual_seed(bank_seed))
     parts = []

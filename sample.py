@@ -22,13 +22,14 @@ import sys
 import unicodedata
 
 import numpy as np
-
+from PIL import Image
 from tqdm import tqdm
 
 from minivid import extend
 from minivid.common import pick_device
 from minivid.data import read_frames, save_grid, save_video
 from minivid.sampling import Pipeline
+from minivid.world import clip_start
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -133,6 +134,13 @@ if args.extend is not None:  # one long video, clip by clip
     save_video(path, video)
     print(f"wrote {path}: {len(video)} frames ({args.extend} clips, context {args.context}, "
           f"{args.steps} steps a clip{', student' if pipe.distilled else f', cfg {args.cfg}'})")
+    # ... and a strip to look at without playing it: the first and middle frame of each clip
+    picks = [f for m in range(args.extend) for f in (clip_start(m), clip_start(m) + 8)]
+    strip = np.concatenate([np.pad(video[f], ((1, 1), (1, 1), (0, 0)), constant_values=255)
+                            for f in picks], axis=1)
+    Image.fromarray(np.kron(strip, np.ones((3, 3, 1), dtype=np.uint8))).save(
+        path.rsplit(".", 1)[0] + ".png")
+    print(f"wrote {path.rsplit('.', 1)[0]}.png (first and middle frame of every clip)")
     sys.exit(0)
 init = None
 if args.init:

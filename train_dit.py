@@ -292,10 +292,15 @@ with StopFlag() as stop:
             T_new = extend.FIRST if hc == 0 else extend.NEW
             who_only = (torch.rand(args.batch_size, generator=g_cpu) < extend.P_WHO_ONLY)[mine]
             who_only &= hc > 0
+            tau = (extend.TRAIN_NOISE * torch.rand(args.batch_size, generator=g_cpu))[mine]
         drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
         t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]
         noise = torch.randn((args.batch_size, C, T_new if EXTEND else T, h, w), generator=g_dev,
                             device=device)[mine]
+        if EXTEND:  # the noise that moves the history to its time tau (augmentation)
+            L_hist = 0 if hc == 0 else 1 + extend.NEW * hc
+            hist_noise = torch.randn((args.batch_size, C, L_hist, h, w), generator=g_dev,
+                                     device=device)[mine]
         loss_sum = 0.0
         for k, micro in enumerate(torch.arange(B).chunk(args.grad_accum)):
             rows = idx[micro]
@@ -312,7 +317,9 @@ with StopFlag() as stop:
             x0, ctx = X[idx[micro]].to(device), None
             if EXTEND:  # the history as the strategy packs it; x0 = the clip after it
                 history, x0 = extend.split_example(x0, hc)
-                ctx = extend.build_context(history, strategy, window)
+                tm = tau[micro].to(device).view(-1, 1, 1, 1, 1)
+                history = (1 - tm) * history + tm * hist_noise[micro]  # extend.noise_history
+                ctx = extend.build_context(history, strategy, window, tau[micro].to(device))
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with autocast(device, dtype):
                     loss = ddp(x0, noise[micro], t[micro].to(device), ids[:, :L].to(device),

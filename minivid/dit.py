@@ -33,7 +33,8 @@ https://arxiv.org/abs/2310.00426):
   a coarse kernel starts as "average-pool, then the full embedding"). Its tokens go BEFORE
   the noisy ones; the newest history frame is frame 0 and the noisy frames 1..T, the numbers
   the video stage trained on; coarse tokens get the mean position of what they cover.
-  Clean tokens are modulated by adaLN at time t = 0 (the noisy ones at t): per-token
+  Clean tokens are modulated by adaLN at the history's time (0, or the little noise it was
+  given: Context.t; the noisy ones at t): per-token
   timesteps as in diffusion forcing, so the video model reads its history as the nearly
   clean frames it already knows. (A first version marked them only by an added learned
   `clean` vector, at the noisy tokens' t; it kept identity across clips far worse, see the
@@ -113,8 +114,11 @@ class Context:
     """Clean history for clip extension: groups of latent frames, each embedded with its own
     kernel. pieces: list of (z (B, C, Tp, H, W), k, pos (Tp,) float frame positions), Tp a
     multiple of k. The newest history frame sits at position 0; the noisy frames that
-    continue it are 1, 2, ... (minivid/extend.py builds these; `full` is one k = 1 piece)."""
+    continue it are 1, 2, ... (minivid/extend.py builds these; `full` is one k = 1 piece).
+    t: (B,) the flow time the history is at (a little noise makes a model robust to the
+    flaws of its own past clips, minivid/extend.py), None = 0: exactly clean."""
     pieces: list
+    t: torch.Tensor | None = None
 
     @staticmethod
     def frames(z):
@@ -124,14 +128,17 @@ class Context:
 
     def cat(self, other):
         """Concatenate two contexts of the same layout along the batch (guidance halves)."""
+        t = None if self.t is None else torch.cat([self.t, other.t])
         return Context([(torch.cat([a, b]), k, pos)
-                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)])
+                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)], t)
 
     def __getitem__(self, rows):
-        return Context([(z[rows], k, pos) for z, k, pos in self.pieces])
+        return Context([(z[rows], k, pos) for z, k, pos in self.pieces],
+                       None if self.t is None else self.t[rows])
 
     def to(self, device):
-        return Context([(z.to(device), k, pos.to(device)) for z, k, pos in self.pieces])
+        return Context([(z.to(device), k, pos.to(device)) for z, k, pos in self.pieces],
+                       None if self.t is None else self.t.to(device))
 
     def tokens(self, patch: int) -> int:
         """Tokens this context adds to the DiT's sequence."""
@@ -339,6 +346,8 @@ class DiT(nn.Module):
                              f"and H, W divisible by patch = {p}; check the VAE/latent cache")
         if torch.is_tensor(cond):
             cond = Context.frames(cond)                     # full resolution, ends at frame 0
+        if cond is not None and cond.t is not None and cond.t.shape != (B,):
+            raise ValueError(f"context time {tuple(cond.t.shape)}: expected one per sample, ({B},)")
         for z, k, pos in cond.pieces if cond is not None else []:
             q = k * p
             if (z.shape[0] != B or z.shape[1] != C or z.shape[3:] != x.shape[3:] or z.shape[2] % k
@@ -399,7 +408,8 @@ class DiT(nn.Module):
         # noisy tokens get time t. Two adaLN conditions, chosen per token.
         c_clean = None
         if Nc:
-            c_clean = c - te + self.t_embed(torch.zeros_like(t))        # (B, D)
+            t_ctx = torch.zeros_like(t) if cond.t is None else cond.t.to(t.dtype)
+            c_clean = c - te + self.t_embed(t_ctx)                      # (B, D)
         ctx = self.text_proj(text)                                      # (B, L, D)
         for block in self.blocks:
             if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
