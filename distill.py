@@ -107,7 +107,7 @@ order = np.random.default_rng(args.seed).permutation(len(cache["captions"]))
 N = min(args.trajectories, len(order))
 EXTEND = bool(teacher["dit"].cfg.context_kernels)  # a continuation teacher (--stage extend)
 if EXTEND:
-    # Trajectory j continues long clip order[j % n] after hc = j % CLIPS clips of history, so
+    # Trajectory j continues long clip order[j // CLIPS] after hc = j % CLIPS clips of history, so
     # every history length gets N / CLIPS trajectories. HISTORY: the clean long-clip latents.
     HISTORY = (cache["latents"].float() - extra["latent_shift"]) / extra["latent_scale"]
     # at the noise level sampling gives every history (extend.SAMPLE_NOISE), drawn once
@@ -116,6 +116,12 @@ if EXTEND:
     HISTORY = extend.noise_history(HISTORY, TAU, g)
     CLIPS = (HISTORY.shape[2] - 1) // extend.NEW
     N = args.trajectories
+    if N // CLIPS < args.batch_size:
+        p.error(f"--trajectories {N}: an extension teacher's bank is split over {CLIPS} history "
+                f"lengths, so give at least {CLIPS} x --batch-size = {CLIPS * args.batch_size}")
+    if any(len(r) != CLIPS - 1 for r in cache["clip_captions"]):
+        raise ValueError(f"{extra['latents']['train']}: long clips without one caption per "
+                         "continuation clip; make them with python -m minivid.world")
     clip_of = torch.tensor([order[(j // CLIPS) % len(order)] for j in range(N)])   # (N,)
     hc_of = torch.arange(N) % CLIPS                                                  # (N,)
     captions = [([cache["captions"][i]] + cache["clip_captions"][i])[hc]

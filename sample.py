@@ -102,6 +102,9 @@ if args.extend is not None:
                  "apply")
     if args.window < 1:
         sys.exit(f"error: --window {args.window}: keep at least 1 latent frame")
+    if args.frames != 16:
+        print(f"note: --frames {args.frames} does not apply with --extend: every clip has 16 "
+              f"frames, the video 1 + 16 x {args.extend}")
 pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
 if pipe.distilled:
     args.steps = args.steps or min(pipe.distilled["step_counts"])
@@ -126,7 +129,8 @@ if args.extend is not None:  # one long video, clip by clip
     try:
         with tqdm(total=args.extend, desc=f"clips ({args.context})") as bar:
             video = pipe.extend([per_video], args.extend, args.context, args.steps, args.cfg,
-                                args.seed, args.window, progress=bar)[0]
+                                args.seed, args.window, progress=bar,
+                                sampler=args.sampler if not pipe.distilled else "euler")[0]
     except ValueError as e:
         sys.exit(f"error: {e}")
     os.makedirs(args.out, exist_ok=True)

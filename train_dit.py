@@ -117,6 +117,12 @@ if resume is not None:
                          "resume it with that stage, or use another --out for "
                          f"--stage {args.stage}")
 init = resume or (load_checkpoint(args.init_from, kind="dit") if args.init_from else None)
+if args.stage == "extend" and resume is None and init["extra"].get("stage") not in ("video", "extend"):
+    raise ValueError(f"--init-from {args.init_from} is a --stage {init['extra'].get('stage')} model; "
+                     "clip extension continues a VIDEO model: --init-from runs/dit_video/ckpt.pt")
+if init is not None and init["extra"].get("distilled"):
+    raise ValueError(f"--init-from {args.init_from}: a distilled student; start from the "
+                     "train_dit.py checkpoint it was distilled from")
 budget = StepBudget(args.steps, args.minutes, resume and resume["schedule"])
 
 # The latents: (z - shift) / scale has unit variance, which the noise schedule assumes.
@@ -140,6 +146,11 @@ if EXTEND:  # caption of clip m of long clip i at row i * CLIPS + m (clip 0: wit
     if (T - 1) % extend.NEW or CLIPS < 2:
         raise ValueError(f"{paths['train']}: long clips of {T} latent frames; extension needs "
                          "1 + 4 k with k >= 2 (make them with python -m minivid.world)")
+    bad = [i for i, r in enumerate(train["clip_captions"]) if len(r) != CLIPS - 1]
+    if bad:
+        raise ValueError(f"{paths['train']}: long clip {bad[0]} has {len(train['clip_captions'][bad[0]])}"
+                         f" per-clip captions, expected {CLIPS - 1} (one per continuation clip); "
+                         "make long clips with python -m minivid.world, which writes them")
     long_captions = [c for first, rest in zip(train["captions"], train["clip_captions"])
                      for c in [first, *rest]]
     # ... and at row N * CLIPS + i * CLIPS + m the same caption without motions: who is in the
@@ -166,8 +177,9 @@ if init is not None:  # e.g. a "small" checkpoint into a "tiny" run: name every 
     saved = init["config"]
     check_config(saved["text"], config["text"], "text encoder")
     saved_dit = asdict(DiTConfig(**saved["dit"]))  # fields added since it was saved: defaults
-    check_config({**saved_dit, "grad_checkpoint": args.grad_checkpoint,
-                  "context_kernels": config["dit"]["context_kernels"]}, config["dit"], "DiT")
+    if EXTEND:  # a video model gains the coarse kernels here; anything else must match
+        saved_dit["context_kernels"] = config["dit"]["context_kernels"]
+    check_config({**saved_dit, "grad_checkpoint": args.grad_checkpoint}, config["dit"], "DiT")
 seed_all(args.seed)  # same init on every rank (DDP would broadcast rank 0's anyway)
 model = build_model(config).to(device)  # the raw handle: saved, EMA'd, sampled from
 # The clean-frame flag is only used with conditioning frames (clip extension): frozen in the
@@ -213,6 +225,7 @@ if val is not None:
     if EXTEND:  # every history length once per CLIPS examples, packed, the next clip's caption
         val_hc = [i % CLIPS for i in range(n_val)]
         val_caps = [([c] + r)[hc] for c, r, hc in zip(val_caps, val["clip_captions"], val_hc)]
+        val_hist_noise = torch.randn(val_x.shape, generator=g).to(device)
     val_ids, val_mask = (v.to(device) for v in model["text"].tokenizer(val_caps))
 
 
@@ -221,9 +234,14 @@ def val_loss():
     if EXTEND:  # one batch per history length (one shape per batch)
         total = 0.0
         for hc in range(CLIPS):
-            s = torch.tensor([i for i in range(n_val) if val_hc[i] == hc])
+            s = torch.tensor([i for i in range(n_val) if val_hc[i] == hc], dtype=torch.long)
+            if len(s) == 0:  # fewer val clips than history lengths
+                continue
             history, x0 = extend.split_example(val_x[s], hc)
-            ctx = extend.build_context(history, "pack")
+            tau = torch.full((len(s),), extend.SAMPLE_NOISE, device=device)  # as sampling does
+            history = extend.noise_history(history, tau,
+                                           noise=val_hist_noise[s][:, :, :history.shape[2]])
+            ctx = extend.build_context(history, "pack", t=tau)
             with autocast(device, dtype):
                 total += loss_fn(x0, val_noise[s][:, :, :x0.shape[2]], val_t[s], val_ids[s],
                                  val_mask[s], cond=ctx).item() * len(s)
@@ -317,8 +335,8 @@ with StopFlag() as stop:
             x0, ctx = X[idx[micro]].to(device), None
             if EXTEND:  # the history as the strategy packs it; x0 = the clip after it
                 history, x0 = extend.split_example(x0, hc)
-                tm = tau[micro].to(device).view(-1, 1, 1, 1, 1)
-                history = (1 - tm) * history + tm * hist_noise[micro]  # extend.noise_history
+                history = extend.noise_history(history, tau[micro].to(device),
+                                               noise=hist_noise[micro])
                 ctx = extend.build_context(history, strategy, window, tau[micro].to(device))
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with autocast(device, dtype):

@@ -145,10 +145,6 @@ class Context:
         return sum((z.shape[2] // k) * (z.shape[3] // (k * patch)) * (z.shape[4] // (k * patch))
                    for z, k, _ in self.pieces)
 
-    @property
-    def batch(self) -> int:
-        return self.pieces[0][0].shape[0]
-
 
 def sincos_1d(pos, dim: int):
     """Transformer sin-cos features of positions (N,) -> (N, dim)."""

@@ -133,11 +133,28 @@ def eval_extend(args):
 
     _need(args.ckpt, "Train one first: python train_dit.py --stage extend --init-from "
           "runs/dit_video/ckpt.pt ... (README, clip extension)")
+    _need(os.path.join(args.data, "val", "long.jsonl"), "Make the long clips: python -m "
+          f"minivid.world --out {args.data} (it writes val/long.jsonl)")
+    from minivid.checkpoint import load_checkpoint
+    ck = load_checkpoint(args.ckpt, kind="dit")
+    if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
+        sys.exit(f"error: --ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py "
+                 "--stage extend); pass that, and a distilled student of it with --student")
     if args.student:
         _need(args.student, "Distil one first: python distill.py --teacher runs/extend/ckpt.pt")
-    fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
-                        args.window, args.seed, args.student, args.student_steps, args.device,
-                        args.gif, tuple(args.strategies))
+        counts = (load_checkpoint(args.student, kind="dit")["extra"].get("distilled") or
+                  {}).get("step_counts")
+        if not counts:
+            sys.exit(f"error: --student {args.student} is not a distilled student (distill.py)")
+        if args.student_steps is not None and args.student_steps not in counts:
+            sys.exit(f"error: --student-steps {args.student_steps}: this student was distilled "
+                     f"for {counts} steps")
+    try:
+        fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
+                            args.window, args.seed, args.student, args.student_steps,
+                            args.device, args.gif, tuple(args.strategies))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     print(f"\none prompt per video, {args.videos} videos, {args.steps} steps + CFG {args.cfg} a "
           "clip; ms per clip per video (videos batched); identity and static adherence of clip N")
     print(f"{'strategy':12}{'N':>4}{'tokens':>8}{'ms':>9}{'peak MB':>9}{'identity':>10}"
@@ -270,8 +287,9 @@ def main(argv=None):
     e.add_argument("--gif", default=None, help="GIF: strategies side by side, 4-prompt videos")
     e.add_argument("--device", default="cpu", help="cpu | cuda")
     args = p.parse_args(argv)
-    if args.what == "extend" and (args.videos < 1 or args.clips < 2 or args.steps < 1):
-        p.error("extend: need --videos >= 1, --clips >= 2 and --steps >= 1")
+    if args.what == "extend" and (args.videos < 1 or args.clips < 2 or args.steps < 1
+                                  or args.window < 1):
+        p.error("extend: need --videos >= 1, --clips >= 2, --steps >= 1 and --window >= 1")
     fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
            "compare": eval_compare, "distill": eval_distill, "extend": eval_extend}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))

@@ -34,7 +34,10 @@ and the new frames at 1..4, the numbers the video stage trained on, so a continu
 told "you come after this frame"; older frames are at negative positions, and pack keeps
 even those bounded (the anchor sits just past the kept window, at -19).
 
-    python -m minivid.extend --ckpt runs/extend/ckpt.pt --clips 8     # token table + one video
+    python -m minivid.extend --clips 16      # the token table of each strategy, clip by clip
+    python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
+    GPU: add --device cuda to sample.py and evaluate; train with train_dit.py --stage extend
+    (torchrun as for the other stages: each step's layout is the same on every rank)
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q`
 """
 import argparse
@@ -123,9 +126,11 @@ TRAIN_NOISE = 0.1
 SAMPLE_NOISE = 0.05
 
 
-def noise_history(history, tau, generator=None):
-    """(1 - tau) history + tau noise, the straight path of minivid/flow.py; tau (B,)."""
-    noise = torch.randn(history.shape, generator=generator, device=history.device)
+def noise_history(history, tau, generator=None, noise=None):
+    """(1 - tau) history + tau noise, the straight path of minivid/flow.py; tau (B,). The
+    noise is drawn from `generator` unless given (train_dit.py draws it with the step)."""
+    if noise is None:
+        noise = torch.randn(history.shape, generator=generator, device=history.device)
     tau = tau.view(-1, 1, 1, 1, 1).to(history.dtype)
     return (1 - tau) * history + tau * noise
 
@@ -194,6 +199,8 @@ def extend(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
     strategies given the same seed start from the same noise."""
     from minivid.sampling import sample_latents  # sampling.py imports this module's users
 
+    if clips < 1:
+        raise ValueError(f"clips = {clips}: a video needs at least one clip")
     texts = clip_prompts(prompts, clips)
     C = model["dit"].cfg.in_channels
     z = torch.zeros(len(texts), C, 0, *latent_hw)
@@ -223,12 +230,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Context tokens per strategy, and one long video.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--clips", type=int, default=16, help="clips in the video")
-    p.add_argument("--S", type=int, default=16, help="tokens per latent frame")
+    p.add_argument("--tokens-per-frame", type=int, default=16, help="S: tokens per latent "
+                   "frame (8x8 latents in 2x2 patches: 16)")
     a = p.parse_args(argv)
     print(f"{'clip':>4} {'history L':>9} " + " ".join(f"{s:>7}" for s in STRATEGIES))
     for m in range(1, a.clips):
         L = 1 + NEW * m
-        print(f"{m + 1:>4} {L:>9} " + " ".join(f"{context_tokens(s, L, a.S):>7}"
+        print(f"{m + 1:>4} {L:>9} " + " ".join(f"{context_tokens(s, L, a.tokens_per_frame):>7}"
                                                for s in STRATEGIES))
 
 

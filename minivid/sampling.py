@@ -139,7 +139,7 @@ class Pipeline:
 
     def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
-               on_clip=None, progress=None):
+               on_clip=None, progress=None, sampler: str = "euler"):
         """Long videos clip by clip (minivid/extend.py) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams."""
@@ -147,7 +147,6 @@ class Pipeline:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "it is not a --stage extend model). Train one with train_dit.py "
                              "--stage extend --init-from <video ckpt>")
-        sampler = "euler"
         if self.distilled:
             self.check_steps(steps)
             cfg, sampler = 1.0, distillation.student_step

@@ -16,9 +16,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, make_vae, run
+from helpers import make_vae, run
 
-from minivid import captions, checker, extend, world
+from minivid import captions, extend, world
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
 from minivid.vae import fingerprint
@@ -274,3 +274,24 @@ def test_11_evaluate_extend(setup, tmp_path):
     assert len(fig["four_prompts"]["pack"]["adherence"]) == 4
     assert fig["student"]["video_seconds_per_second"] > 0
     assert (tmp_path / "extend.png").exists()
+
+
+# 12. Bad requests to the extension tools fail early and name the fix.
+def test_12_bad_inputs(setup, tmp_path):
+    d = setup
+    data = tmp_path / "data"
+    world.generate(data, {("val", "long"): 2}, seed=0, workers=1, long_clips=2)
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "video" / "ckpt.pt", "--data", data,
+            "--videos", 1, "--clips", 2, "--steps", 1, check=False)
+    assert r.returncode != 0 and "not a clip-extension teacher" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data",
+            tmp_path / "nowhere", check=False)
+    assert r.returncode != 0 and "minivid.world" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--student", d / "student" / "ckpt.pt", "--student-steps", 3, check=False)
+    assert r.returncode != 0 and "distilled for [1, 2]" in r.stderr
+    r = run("train_dit.py", "--stage", "extend", "--vae", d / "vae.pt", "--latents",
+            d / "latents", "--out", d / "x", "--steps", 1, check=False)
+    assert r.returncode != 0 and "--init-from" in r.stderr
+    with pytest.raises(ValueError, match="at least one clip"):
+        extend.extend(None, ["a red circle"], 0)
