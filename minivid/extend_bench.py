@@ -25,6 +25,7 @@ of video it makes per second of compute. A plot of tokens and ms vs video length
 
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
 """
+import ctypes
 import json
 import os
 import time
@@ -144,7 +145,9 @@ def boundary_stats(video, colours, clips: int):
 
 class Peak:
     """Peak memory of a stretch of work: CUDA's allocator peak, or on Linux the process's
-    peak resident set (VmHWM, reset through /proc/self/clear_refs). MB; None elsewhere."""
+    peak resident set (VmHWM, reset through /proc/self/clear_refs). MB; None elsewhere.
+    Before a reset, glibc is asked to hand freed memory back (malloc_trim), or the memory an
+    earlier, bigger job freed would stay resident and hide what the next job needs."""
 
     def __init__(self, device):
         self.cuda = torch.device(device).type == "cuda"
@@ -152,7 +155,12 @@ class Peak:
     def reset(self):
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
-        elif os.path.exists("/proc/self/clear_refs"):
+            return
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        if os.path.exists("/proc/self/clear_refs"):
             try:
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")
