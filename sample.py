@@ -29,7 +29,7 @@ from minivid import extend
 from minivid.common import pick_device
 from minivid.data import read_frames, save_grid, save_video
 from minivid.sampling import Pipeline
-from minivid.world import clip_start
+from minivid.long_clips import clip_start
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)

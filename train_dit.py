@@ -166,7 +166,6 @@ if init is not None:
 else:
     captions = list(train["captions"])
     other = os.path.join(args.latents, "train_clips.pt" if kind == "images" else "train_images.pt")
-    assert not EXTEND  # --stage extend always starts from a video model (checked above)
     if os.path.exists(other):
         captions += load_latents(other, vae_fp)["captions"]
     vocab = build_vocab(captions)

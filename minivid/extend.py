@@ -48,7 +48,7 @@ import torch
 
 from minivid.captions import strip_motion, strip_positions
 from minivid.dit import Context
-from minivid.world import CLIP
+from minivid.long_clips import CLIP
 
 STRATEGIES = ("full", "window", "pack")
 NEW = 4                 # latent frames a continuation clip adds (16 frames / tf 4)

@@ -36,7 +36,8 @@ import torch
 from minivid import checker, extend
 from minivid.captions import dense_caption
 from minivid.sampling import Pipeline
-from minivid.world import CLIP, FRAME_MS, Obj, Scene, clip_scene, clip_start, render, sample_scene
+from minivid.long_clips import CLIP, clip_scene, clip_start
+from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
 
 STATIC = ("colour", "shape", "size")
 

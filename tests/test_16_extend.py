@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import make_vae, run
 
-from minivid import captions, extend, world
+from minivid import captions, extend, long_clips, world
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
 from minivid.vae import fingerprint
@@ -29,7 +29,7 @@ from minivid.vae import fingerprint
 def test_01_long_clip_physics():
     rng = np.random.default_rng(0)
     for _ in range(30):
-        scene = world.sample_long_scene(rng, clips=8)
+        scene = long_clips.sample_long_scene(rng, clips=8)
         assert scene.frames == 1 + 16 * 8
         for o in scene.objects:
             b = world.bounding_boxes(o, scene.frames, scene.res)
@@ -50,7 +50,7 @@ def test_01_long_clip_physics():
                   turns=[[17, "up", "slow"]])
     x, y, _ = world.trajectory(t, 33, 32)
     assert x[17] == x[32] and y[32] < y[17] and x[16] > x[0]
-    assert world.motion_at(t, 16) == ("right", "slow") and world.motion_at(t, 17) == ("up", "slow")
+    assert long_clips.motion_at(t, 16) == ("right", "slow") and long_clips.motion_at(t, 17) == ("up", "slow")
 
 
 # 2. Each clip of a long clip has its own scene and caption; the checker agrees with them on
@@ -185,9 +185,9 @@ def make_long_cache(folder, vae, n=24, clips=3):
     for split in ("train", "val"):
         for kind, T in (("images", 1), ("clips", 5), ("long", 1 + 4 * clips)):
             if kind == "long":
-                scenes = [world.sample_long_scene(rng, split, clips) for _ in range(n)]
-                caps = [captions.dense_caption(world.clip_scene(s, 0), rng) for s in scenes]
-                clip_caps = [[captions.dense_caption(world.clip_scene(s, m), rng, where=False)
+                scenes = [long_clips.sample_long_scene(rng, split, clips) for _ in range(n)]
+                caps = [captions.dense_caption(long_clips.clip_scene(s, 0), rng) for s in scenes]
+                clip_caps = [[captions.dense_caption(long_clips.clip_scene(s, m), rng, where=False)
                               for m in range(1, clips)] for s in scenes]
             else:
                 scenes = [world.sample_scene(rng, split, 1 if T == 1 else 16) for _ in range(n)]
