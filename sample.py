@@ -13,6 +13,9 @@ Transfer:  python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init clip.gi
 Long:      python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
            (one long video clip by clip; give one --prompt, or one per clip: --extend 4 with
            4 --prompt; minivid/extend.py. Works with a distilled extension student too.)
+Rewrite:   python sample.py --ckpt runs/dit_video/ckpt.pt --rewrite local --prompt "a red circle"
+           (a sparse prompt -> the dense description the DiT trained on, minivid/rewrite.py;
+           --rewrite openai asks an OpenAI-compatible endpoint, minivid/llm_api.py)
 The same prompts, --seed, --steps, --cfg and --sampler give the same pixels (on one device).
 """
 import argparse
@@ -60,6 +63,17 @@ p.add_argument("--context", default="pack", choices=["full", "window", "pack"], 
                "--extend: what history each clip sees (minivid/extend.py): everything, the last "
                "--window latent frames, or FramePack-style packed (constant size)")
 p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
+p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
+               "each prompt into a dense description first: local = the tiny LM of "
+               "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
+               "(--llm-url/--llm-model, key in MINIVID_LLM_API_KEY or OPENAI_API_KEY), falling "
+               "back to the local one. Seeded by --seed")
+p.add_argument("--rewriter", default="runs/rewriter/ckpt.pt", help="local rewriter checkpoint")
+p.add_argument("--llm-url", default=None, help="endpoint base URL (default: $MINIVID_LLM_BASE_URL "
+               "or https://api.openai.com/v1)")
+p.add_argument("--llm-model", default=None, help="model name (default: $MINIVID_LLM_MODEL or "
+               "gpt-4o-mini)")
+p.add_argument("--llm-timeout", type=float, default=20.0, help="seconds per endpoint try")
 p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one the DiT recorded)")
 p.add_argument("--out", default="runs/samples", help="output folder")
 p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -81,6 +95,30 @@ if empty and not args.unconditional:
 # No need to switch guidance off for empty prompts (a teacher): with "" as the caption the
 # conditional and unconditional halves are the same, so CFG returns the unconditional
 # velocity whatever the scale, and the other prompts of the batch keep their --cfg.
+
+if args.rewrite != "none":  # what the user typed -> what the DiT understands
+    if args.unconditional:
+        sys.exit("error: --rewrite needs prompts to rewrite; it does not apply with --unconditional")
+    from minivid.llm_api import ApiRewriter
+    from minivid.rewrite import Rewriter
+    if args.rewrite == "local" and not os.path.exists(args.rewriter):
+        sys.exit(f"error: --rewriter {args.rewriter} not found; train one first: python "
+                 "train_rewriter.py --out runs/rewriter --minutes 3")
+    local = Rewriter(args.rewriter) if os.path.exists(args.rewriter) else None
+    if args.rewrite == "openai":
+        if args.llm_timeout <= 0:
+            sys.exit(f"error: --llm-timeout {args.llm_timeout} must be > 0 seconds")
+        rewriter = ApiRewriter(args.llm_url, args.llm_model, timeout=args.llm_timeout,
+                               fallback=local)
+    else:
+        rewriter = local
+    for i, prompt in enumerate(prompts):
+        r = rewriter(prompt, seed=args.seed)
+        print(f"prompt {i + 1}: {prompt!r}\n  rewritten ({r.source}, {r.tries} tr"
+              f"{'y' if r.tries == 1 else 'ies'}): {r.text}")
+        for note in r.warnings:
+            print(f"  note: {note}")
+        prompts[i] = r.text
 
 if args.steps is not None and args.steps < 1:
     sys.exit(f"error: --steps {args.steps}: give at least 1 sampler step")

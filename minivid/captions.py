@@ -1,5 +1,5 @@
 """Captions for the tiny world: dense (what a model trains on), sparse (what a user types),
-and a parser that turns any such text back into the attributes it states.
+and `parse_caption`, which turns any such text back into the attributes it states.
 
 Where it sits: `minivid.world` calls `dense_caption` / `sparse_caption` for every sample;
 `minivid.checker` calls `parse_caption` to know what a prompt asked for, so a generated clip
@@ -135,57 +135,25 @@ def strip_motion(text):
     return " ".join(out.replace(" ,", ",").replace(" .", ".").replace(" ;", ";").split())
 
 
-# ----------------------------------------------------------------------------- parsing
+# ----------------------------------------------------------------------------- phrases
 def _alternatives(table):
-    """Regex alternation of every phrasing, longest first, mapping back to the value."""
-    pairs = sorted(((p, v) for v, ps in table.items() for p in ps), key=lambda x: -len(x[0]))
-    lookup = {p: v for p, v in pairs}
-    return re.compile(r"\b(" + "|".join(re.escape(p) for p, _ in pairs) + r")\b"), lookup
+    """Regex alternation of every phrasing of a table, longest first (strip_* above)."""
+    pairs = sorted((p for ps in table.values() for p in ps), key=lambda p: -len(p))
+    return re.compile(r"\b(" + "|".join(re.escape(p) for p in pairs) + r")\b")
 
 
-_OBJ_COLOURS = {k: v for k, v in COLOUR_WORDS.items()
-                if k not in ("grey", "navy", "brown", "black")}
-_NOUN = re.compile(r"\b(?:(" + "|".join(w for ws in SIZE_WORDS.values() for w in ws) + r")\s+)?"
-                   r"(" + "|".join(_OBJ_COLOURS) + r")\s+"
-                   r"(" + "|".join(w for ws in SHAPE_WORDS.values() for w in ws) + r")\b")
-_BG_WORDS = "|".join(w for ws in COLOUR_WORDS.values() for w in ws)
-_BG = re.compile(r"\b(?:(" + _BG_WORDS + r")\s+background|background is (?:plain )?("
-                 + _BG_WORDS + r"))\b")
-_POS, _POS_OF = _alternatives(POSITION_WORDS)
-_MOVE, _MOVE_OF = _alternatives(MOTION_WORDS)
-_SPEED, _SPEED_OF = _alternatives(SPEED_WORDS)
-_SIZE_OF = {w: v for v, ws in SIZE_WORDS.items() for w in ws}
-_SHAPE_OF = {w: v for v, ws in SHAPE_WORDS.items() for w in ws}
-_COLOUR_OF = {w: v for v, ws in COLOUR_WORDS.items() for w in ws}
+_POS, _MOVE, _SPEED = (_alternatives(t) for t in (POSITION_WORDS, MOTION_WORDS, SPEED_WORDS))
 
 
 def parse_caption(text):
     """The attributes a caption states, as {"background": str|None, "objects": [dict]}.
 
-    Each object dict holds only the keys the text mentions (colour and shape always; size,
-    position, motion, speed when stated). Words after an object's noun, up to the next
-    noun, describe that object. Text outside the tiny world's vocabulary is ignored.
-    """
-    low = " ".join(text.lower().replace("-", " - ").split()).replace(" - ", "-")
-    bg = _BG.search(low)
-    nouns = list(_NOUN.finditer(low))
-    objects = []
-    for k, m in enumerate(nouns):
-        obj = {"colour": _COLOUR_OF[m.group(2)], "shape": _SHAPE_OF[m.group(3)]}
-        if m.group(1):
-            obj["size"] = _SIZE_OF[m.group(1)]
-        end = nouns[k + 1].start() if k + 1 < len(nouns) else len(low)
-        tail = low[m.end():end]
-        if bg and m.end() <= bg.start() < end:
-            tail = low[m.end():bg.start()]  # the background phrase belongs to the scene
-        for key, rx, table in (("position", _POS, _POS_OF), ("motion", _MOVE, _MOVE_OF),
-                               ("speed", _SPEED, _SPEED_OF)):
-            found = rx.search(tail)
-            if found:
-                obj[key] = table[found.group(1)]
-        objects.append(obj)
-    return {"background": _COLOUR_OF[bg.group(1) or bg.group(2)] if bg else None,
-            "objects": objects}
+    Each object dict holds only the keys the text mentions (shape always; colour, size,
+    position, motion, speed when stated). Any text works, not only the world's own
+    templates: the parser is minivid/prompt_parse.py (synonyms, typos, new sentence
+    structures; words outside the world's vocabulary are ignored)."""
+    from minivid.prompt_parse import parse  # it reads the world's tables, which import us
+    return parse(text).stated()
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def score_by_attribute(found, want) -> dict:
         count("background", found["background"] == want["background"])
     free = list(found["objects"])
     for w in want["objects"]:
-        match = next((f for f in free if f["colour"] == w["colour"]), None)
+        match = next((f for f in free if f["colour"] == w.get("colour")), None)
         if match is None:
             match = next((f for f in free if f["shape"] == w.get("shape")), None)
         if match is not None:

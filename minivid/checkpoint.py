@@ -5,7 +5,7 @@ and on exit; `sample.py`, the evaluators and `--resume` call `load_checkpoint`, 
 the model from `ckpt["config"]` alone (no flags needed). A checkpoint is a plain dict:
 
     {"format": 1,                  # int version, written by save_checkpoint
-     "kind": "dit",                # "vae" | "dit" | "probe" (the latent cache uses "latents")
+     "kind": "dit",                # "vae" | "dit" | "probe" | "rewriter" (cache: "latents")
      "config": asdict(cfg),        # rebuild with Model(Config(**ckpt["config"]))
      "model": raw.state_dict(),    # the unwrapped, uncompiled model (no "module." prefix)
      "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": 1200,
@@ -45,10 +45,10 @@ FORMAT = 1  # bump when the layout of the dict changes, and say how to convert o
 
 # Which script makes a checkpoint of each kind: used in "train one first" hints.
 _MADE_BY = {"vae": "python train_vae.py", "dit": "python train_dit.py",
-            "latents": "python -m minivid.latents"}
+            "latents": "python -m minivid.latents", "rewriter": "python train_rewriter.py"}
 # Where the README's commands put each kind: the example in a wrong-kind error.
 _EXAMPLE = {"vae": "runs/vae_t4/ckpt.pt", "dit": "runs/dit_video/ckpt.pt",
-            "latents": "runs/latents/train_clips.pt"}
+            "latents": "runs/latents/train_clips.pt", "rewriter": "runs/rewriter/ckpt.pt"}
 
 # ----------------------------------------------------------------------------- save
 
