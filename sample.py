@@ -104,7 +104,7 @@ if args.rewrite != "none":  # what the user typed -> what the DiT understands
     if args.rewrite == "local" and not os.path.exists(args.rewriter):
         sys.exit(f"error: --rewriter {args.rewriter} not found; train one first: python "
                  "train_rewriter.py --out runs/rewriter --minutes 3")
-    local = Rewriter(args.rewriter) if os.path.exists(args.rewriter) else None
+    local = Rewriter.load(args.rewriter) if os.path.exists(args.rewriter) else None
     if args.rewrite == "openai":
         if args.llm_timeout <= 0:
             sys.exit(f"error: --llm-timeout {args.llm_timeout} must be > 0 seconds")

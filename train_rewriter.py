@@ -86,7 +86,7 @@ if resume is not None:
     config = resume["config"]
 else:
     config = dataclasses.asdict(dataclasses.replace(
-        PRESETS[args.preset], vocab=rewrite.build_vocabulary(train_specs)))
+        PRESETS[args.preset], vocab=rewrite.build_vocabulary()))
 index = {w: i for i, w in enumerate(config["vocab"])}
 print0(f"rewriter: {len(train_specs)} train scenes, vocabulary {len(config['vocab'])} words")
 
@@ -171,7 +171,7 @@ if stopping:
 # ----------------------------------------------------------------------------- 4. check
 # The guard on the trained model: val sparse prompts (what users type), one rewrite each.
 if dist.is_main and args.check_prompts and not stopping:
-    rw = rewrite.Rewriter(ckpt_path)
+    rw = rewrite.Rewriter.load(ckpt_path)
     results = [rw(r["sparse"], seed=0) for r in val_rows[:args.check_prompts]]
     first = np.mean([r.source == "local" and r.tries == 1 for r in results])
     accepted = np.mean([r.source == "local" for r in results])

@@ -10,6 +10,7 @@ JSON line with its figures (easy to grep, diff and plot).
     python -m minivid.evaluate throughput --preset tiny  # training speed / MFU, no checkpoint
     python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt --student runs/distill/ckpt.pt
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
+    python -m minivid.evaluate rewrite --ckpt runs/dit_video/ckpt.pt --rewriter runs/rewriter/ckpt.pt
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -198,6 +199,55 @@ def eval_extend(args):
     return fig
 
 
+def eval_rewrite(args):
+    """With vs without prompt rewriting, and rewriting vs a better DiT (minivid/rewrite_bench.py)."""
+    from minivid.llm_api import ApiRewriter
+    from minivid.rewrite import Rewriter
+    from minivid.rewrite_bench import plot, rewrite_report
+
+    _need(args.ckpt, "Train one first: python train_dit.py --stage video ... (README)")
+    _need(args.rewriter, "Train the rewriter first: python train_rewriter.py --out runs/rewriter")
+    if args.better:
+        _need(args.better, "Train it first, e.g. python train_dit.py --stage video --init-from "
+              "runs/dit_image/ckpt.pt --steps 2998 --out runs/dit_video_2x (README)")
+    _need(os.path.join(args.data, "val", "clips.jsonl"),
+          f"Make the tiny data first: python -m minivid.world --out {args.data}")
+    _need(args.prompts, "The hand-written prompts ship in prompts/user_prompts.jsonl")
+    rewriter = Rewriter.load(args.rewriter, args.temperature)
+    if args.backend == "openai":
+        rewriter = ApiRewriter(args.llm_url, args.llm_model, timeout=args.llm_timeout,
+                               fallback=rewriter)
+    fig = rewrite_report(args.ckpt, rewriter, args.better, args.data, args.n, args.steps,
+                         args.cfg, args.seeds, args.device, args.gif, args.prompts)
+    conds = [c for c in ("raw", "rewritten", "better_raw", "better_rewritten")
+             if f"val_{c}_adherence" in fig]
+    print(f"\n{args.n} sparse prompts per set (user: {fig['user_scored_prompts'] // args.seeds} "
+          f"that state an attribute, x {args.seeds} seeds), {args.steps} Euler steps, CFG "
+          f"{args.cfg}; adherence to what the user stated / tiny FVD to the real clips")
+    print(f"{'set':8}" + "".join(f"{c.replace('_', ' '):>24}" for c in conds))
+    for s in ("val", "test", "user", "dense"):
+        cells = []
+        for c in conds:
+            a, f = fig.get(f"{s}_{c}_adherence"), fig.get(f"{s}_{c}_fvd")
+            cells.append("" if a is None else f"{a:.3f}" + ("" if f is None else f" / {f:.1f}"))
+        print(f"{s:8}" + "".join(f"{c:>24}" for c in cells))
+    rows = [("guard accepted (no template)", fig["guard_accepted"]),
+            ("guard accepted at the first sample", fig["guard_first_sample"]),
+            (f"distinct scenes per prompt ({args.seeds} seeds)", fig["distinct_scenes_per_prompt"]),
+            ("ms per rewrite (median)", fig["rewrite_ms_median"]),
+            ("user: rewritten minus generator captions (adherence)",
+             fig["user_rewritten_minus_generator_captions"])]
+    for s in ("val", "test"):
+        rows.append((f"{s}: FVD gain from rewriting", fig[f"{s}_rewriting_fvd_gain"]))
+        if args.better:
+            rows.append((f"{s}: FVD gain from the better DiT", fig[f"{s}_better_dit_fvd_gain"]))
+            rows.append((f"{s}: the larger gain", fig[f"{s}_larger_fvd_gain"]))
+    print_table("the rewriter, and the claim", rows)
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    return fig
+
+
 def eval_compare(args):
     from minivid.dit_bench import compare
 
@@ -286,12 +336,38 @@ def main(argv=None):
     e.add_argument("--plot", default=None, help="PNG of tokens and ms vs video length")
     e.add_argument("--gif", default=None, help="GIF: strategies side by side, 4-prompt videos")
     e.add_argument("--device", default="cpu", help="cpu | cuda")
+    w = sub.add_parser("rewrite", **fmt, help="prompt rewriting: with vs without on sparse and "
+                       "hand-written prompts (adherence to what the user stated, tiny FVD), "
+                       "guard acceptance, diversity, latency; rewriting vs a better DiT")
+    w.add_argument("--ckpt", required=True, help="the DiT (train_dit.py --stage video)")
+    w.add_argument("--rewriter", default="runs/rewriter/ckpt.pt", help="train_rewriter.py output")
+    w.add_argument("--better", default=None, help="a better DiT to compare the gain with (e.g. "
+                   "the video stage trained twice as long)")
+    w.add_argument("--data", default="tiny_data", help="tiny-world folder (val/test prompts)")
+    w.add_argument("--prompts", default="prompts/user_prompts.jsonl", help="hand-written prompts")
+    w.add_argument("--n", type=int, default=128, help="sparse prompts per set (val, test)")
+    w.add_argument("--steps", type=int, default=32, help="Euler steps")
+    w.add_argument("--cfg", type=float, default=2.0, help="guidance scale")
+    w.add_argument("--seeds", type=int, default=4, help="rewrites per prompt for diversity")
+    w.add_argument("--temperature", type=float, default=0.8, help="rewriter sampling temperature")
+    w.add_argument("--backend", default="local", choices=["local", "openai"], help="local: the "
+                   "tiny LM; openai: an OpenAI-compatible endpoint (falls back to local)")
+    w.add_argument("--llm-url", default=None, help="endpoint base URL (minivid/llm_api.py)")
+    w.add_argument("--llm-model", default=None, help="endpoint model name")
+    w.add_argument("--llm-timeout", type=float, default=20.0, help="seconds per endpoint try")
+    w.add_argument("--gif", default=None, help="GIF: typed vs rewritten (vs better DiT)")
+    w.add_argument("--plot", default=None, help="PNG: FVD and adherence per condition")
+    w.add_argument("--device", default="cpu", help="cpu | cuda")
     args = p.parse_args(argv)
+    if args.what == "rewrite" and (args.n < 2 or args.steps < 1 or args.seeds < 1
+                                   or args.temperature < 0):
+        p.error("rewrite: need --n >= 2, --steps >= 1, --seeds >= 1 and --temperature >= 0")
     if args.what == "extend" and (args.videos < 1 or args.clips < 2 or args.steps < 1
                                   or args.window < 1):
         p.error("extend: need --videos >= 1, --clips >= 2, --steps >= 1 and --window >= 1")
     fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
-           "compare": eval_compare, "distill": eval_distill, "extend": eval_extend}[args.what](args)
+           "compare": eval_compare, "distill": eval_distill, "extend": eval_extend,
+           "rewrite": eval_rewrite}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

@@ -89,16 +89,25 @@ def sparse_view(spec: dict, rng) -> dict:
             "objects": objects}
 
 
-def build_vocabulary(specs: list[dict], n: int = 4000, seed: int = 0) -> list[str]:
-    """SPECIALS + every word of the briefs and dense captions of n scenes (sorted, so the
-    vocabulary is a function of the data): the world's whole caption language."""
-    rng, words = np.random.default_rng(seed), set()
-    for k in range(n):
-        spec = specs[k % len(specs)]
-        words.update(split_words(dense_caption(Scene.from_dict(spec), rng)))
-        words.update(split_words(brief(stated_of(spec))))
+def build_vocabulary(n: int = 600, seed: int = 0) -> list[str]:
+    """SPECIALS + every word the world's captions and the briefs can use, sorted: each
+    phrasing table of minivid/captions.py, the canonical attribute names, and the template
+    words of n captions of random scenes (images and clips). A function of the world alone,
+    so any dataset of the world gives the same vocabulary."""
+    from minivid import captions
+    from minivid.world import sample_scene
+
+    words = set()
+    for table in (captions.POSITION_WORDS, captions.MOTION_WORDS, captions.SPEED_WORDS,
+                  captions.SIZE_WORDS, captions.SHAPE_WORDS, captions.COLOUR_WORDS):
+        for phrases in table.values():
+            words.update(w for p in phrases for w in split_words(p))
     words.update(split_words(" ".join([*OBJECT_COLOURS, *BACKGROUNDS, *SHAPES, *SIZES,
                                        *POSITIONS, *MOTIONS, *SPEEDS, "at moves on ;"])))
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        scene = sample_scene(rng, frames=(1, 16)[k % 2])
+        words.update(split_words(dense_caption(scene, rng, where=bool(k % 3))))
     return SPECIALS + sorted(words)
 
 
@@ -194,15 +203,16 @@ def scene_of(stated: dict, frames: int = 16, res: int = 32) -> Scene | None:
 
 def world_problems(scene: Scene) -> list[str]:
     """What makes a scene one the world never shows (and the DiT never saw)."""
-    out, a = [], scene.objects
-    for o in a:
-        if (o.motion in MOVING) != bool(o.speed):
-            out.append(f"the {o.colour} {o.shape}: '{o.motion}' "
-                       + ("needs a speed" if o.motion in MOVING else "has no speed"))
-        elif not fits(o, scene.frames, scene.res):
-            out.append(f"the {o.colour} {o.shape} leaves the frame")
+    a = scene.objects
+    out = [f"the {o.colour} {o.shape}: '{o.motion}' "
+           + ("needs a speed" if o.motion in MOVING else "has no speed")
+           for o in a if (o.motion in MOVING) != bool(o.speed)]
     if len(a) > 2:
         out.append(f"{len(a)} objects (the world has 1 or 2)")
+    if out:          # the geometry below needs a valid motion and speed
+        return out
+    out = [f"the {o.colour} {o.shape} leaves the frame" for o in a
+           if not fits(o, scene.frames, scene.res)]
     if len(a) == 2 and a[0].colour == a[1].colour:
         out.append("two objects of one colour")
     if len(a) == 2 and (a[0].position == a[1].position or overlaps(a[0], a[1], scene.frames,
@@ -325,20 +335,26 @@ def by_template(prompt: str, seed: int, frames: int = 16, rejected=(), notes=(),
 
 
 class Rewriter:
-    """The local rewriter: a trained GPT (train_rewriter.py) + the guard + the template.
+    """The local rewriter: a trained GPT + the guard + the template.
 
-    rw = Rewriter("runs/rewriter/ckpt.pt")
+    rw = Rewriter.load("runs/rewriter/ckpt.pt")      # or Rewriter(gpt) for a model in memory
     r = rw("a red circle", seed=0)   # r.text, r.source ("local" | "template"), r.stated ..."""
 
-    def __init__(self, ckpt_path, temperature: float = 0.8, tries: int = 4,
-                 device: str = "cpu"):
-        ckpt = checkpoint.load_checkpoint(ckpt_path, kind="rewriter")
-        self.model = GPT(GPTConfig(**ckpt["config"]))
-        checkpoint.load_state_strict(self.model, ckpt["ema"]["shadow"], f"rewriter ({ckpt_path})")
-        self.model.to(device).eval()
-        self.vocab = self.model.cfg.vocab
+    def __init__(self, model: GPT, temperature: float = 0.8, tries: int = 4):
+        if temperature < 0 or tries < 1:
+            raise ValueError(f"temperature {temperature} must be >= 0 and tries {tries} >= 1")
+        self.model = model.eval()
+        self.vocab = model.cfg.vocab
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.temperature, self.tries, self.frames = temperature, tries, 16
+
+    @classmethod
+    def load(cls, ckpt_path, temperature: float = 0.8, tries: int = 4, device: str = "cpu"):
+        """A train_rewriter.py checkpoint (its EMA weights) -> Rewriter."""
+        ckpt = checkpoint.load_checkpoint(ckpt_path, kind="rewriter")
+        model = GPT(GPTConfig(**ckpt["config"]))
+        checkpoint.load_state_strict(model, ckpt["ema"]["shadow"], f"rewriter ({ckpt_path})")
+        return cls(model.to(device), temperature, tries)
 
     def samples(self, stated: dict, n: int, seed: int) -> list[str]:
         """n raw LM rewrites of a brief (no guard)."""
@@ -371,7 +387,7 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=2, help="rewrites per prompt (seeds 0..n-1)")
     ap.add_argument("--temperature", type=float, default=0.8, help="LM sampling temperature")
     a = ap.parse_args()
-    rw = Rewriter(a.ckpt, a.temperature)
+    rw = Rewriter.load(a.ckpt, a.temperature)
     for p in a.prompts:
         for s in range(a.seeds):
             r = rw(p, seed=s)
