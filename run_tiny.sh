@@ -2,7 +2,8 @@
 # The toy pipeline, end to end, on a laptop CPU (35 minutes measured on 2 quiet cores):
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
 # -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
-# -> clip extension (continue a history; full vs window vs packed context), evaluated.
+# -> clip extension (continue a history; full vs window vs packed context), evaluated
+# -> prompt rewriting (a tiny LM turns what users type into dense descriptions), evaluated.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -57,6 +58,16 @@ for context in full window pack; do
   python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context "$context" --steps 32 \
       --out runs/extend/long --prompt "A large red circle that starts on the left and moves quickly to the right. The background is plain black."
 done
+echo "== 10. prompt rewriting: a 3-minute word-level GPT expands sparse prompts; with vs without"
+python train_rewriter.py --data tiny_data --out runs/rewriter --minutes 3
+python -m minivid.evaluate rewrite --ckpt runs/dit_video/ckpt.pt --rewriter runs/rewriter/ckpt.pt \
+    --n 32 --seeds 2 --plot runs/rewriter/rewrite.png --gif runs/rewriter/with_without.gif
+SPARSE=(--prompt "a red circle" --prompt "a blue square moving up"
+        --prompt "Background: plain black. A huge yelow ball. It sinks slowly.")
+python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewriter/typed "${SPARSE[@]}"
+python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
+    --out runs/rewriter/rewritten "${SPARSE[@]}"
 echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
 echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
-echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif)"
+echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif),"
+echo "      runs/rewriter/ (rewrite.png, with_without.gif, typed/ beside rewritten/)"

@@ -77,7 +77,7 @@ def sparse_view(spec: dict, rng) -> dict:
     Every object keeps its shape (that is what makes it an object); the other attributes
     are kept with the probabilities below, so the LM learns to copy what is there and to
     fill what is not."""
-    keep = {"colour": 0.85, "size": 0.3, "position": 0.3, "motion": 0.5}
+    keep = {"colour": 0.85, "size": 0.4, "position": 0.4, "motion": 0.5}
     objects = []
     for o in spec["objects"]:
         d = {"shape": o["shape"]}
@@ -340,7 +340,7 @@ class Rewriter:
     rw = Rewriter.load("runs/rewriter/ckpt.pt")      # or Rewriter(gpt) for a model in memory
     r = rw("a red circle", seed=0)   # r.text, r.source ("local" | "template"), r.stated ..."""
 
-    def __init__(self, model: GPT, temperature: float = 0.8, tries: int = 4):
+    def __init__(self, model: GPT, temperature: float = 0.8, tries: int = 8):
         if temperature < 0 or tries < 1:
             raise ValueError(f"temperature {temperature} must be >= 0 and tries {tries} >= 1")
         self.model = model.eval()
@@ -349,7 +349,7 @@ class Rewriter:
         self.temperature, self.tries, self.frames = temperature, tries, 16
 
     @classmethod
-    def load(cls, ckpt_path, temperature: float = 0.8, tries: int = 4, device: str = "cpu"):
+    def load(cls, ckpt_path, temperature: float = 0.8, tries: int = 8, device: str = "cpu"):
         """A train_rewriter.py checkpoint (its EMA weights) -> Rewriter."""
         ckpt = checkpoint.load_checkpoint(ckpt_path, kind="rewriter")
         model = GPT(GPTConfig(**ckpt["config"]))
