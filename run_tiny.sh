@@ -3,7 +3,8 @@
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
 # -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
 # -> clip extension (continue a history; full vs window vs packed context), evaluated
-# -> prompt rewriting (a tiny LM turns what users type into dense descriptions), evaluated.
+# -> prompt rewriting (a tiny LM turns what users type into dense descriptions), evaluated
+# -> recaptioning (a captioner for clips without text), the blind-person test.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -67,7 +68,16 @@ SPARSE=(--prompt "a red circle" --prompt "a blue square moving up"
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewriter/typed "${SPARSE[@]}"
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
     --out runs/rewriter/rewritten "${SPARSE[@]}"
+echo "== 11. recaptioning: a captioner for clips without text; the blind-person test"
+python -m minivid.captioner train --data tiny_data --out runs/captioner --minutes 3
+mkdir -p runs/captioner/uncaptioned            # a user's folder: media, no captions at all
+cp tiny_data/val/clips/00000[0-5].gif tiny_data/val/images/00000[0-1].png runs/captioner/uncaptioned/
+python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data runs/captioner/uncaptioned \
+    --out runs/captioner/uncaptioned/captions.jsonl      # a manifest the trainers read as is
+python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 128 \
+    --plot runs/captioner/blind_person.png
 echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
 echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
 echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif),"
-echo "      runs/rewriter/ (rewrite.png, with_without.gif, typed/ beside rewritten/)"
+echo "      runs/rewriter/ (rewrite.png, with_without.gif, typed/ beside rewritten/),"
+echo "      runs/captioner/ (uncaptioned/captions.jsonl, blind_person.png)"

@@ -31,6 +31,7 @@ Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU
 """
 import argparse
 import contextlib
+import json
 import os
 from dataclasses import asdict
 
@@ -65,6 +66,9 @@ p.add_argument("--out", default=None, help="run folder (default runs/dit_<stage>
 p.add_argument("--init-from", default=None, help="start from this DiT checkpoint's EMA weights "
                "(e.g. the image stage's ckpt.pt for the video stage)")
 p.add_argument("--resume", action="store_true", help="continue <out>/ckpt.pt exactly")
+p.add_argument("--captions", default=None, help="train on these captions instead of the cache's:"
+               " a JSONL manifest with one row per train item, in the cache's order (e.g. "
+               "`python -m minivid.captioner caption` or `relabel` output; the caption experiment)")
 p.add_argument("--preset", default="tiny", choices=list(DIT_PRESETS), help="model size")
 p.add_argument("--steps", type=int, default=None, help="optimizer steps (the lr schedule's "
                "length); wins over --minutes")
@@ -100,7 +104,7 @@ for name in ("log_every", "eval_every", "batch_size", "grad_accum"):
     if getattr(args, name) < 1:
         p.error(f"--{name.replace('_', '-')} must be >= 1")
 # Flags that shape the trajectory: resume with the same ones to continue it exactly.
-TRAJECTORY = ["stage", "latents", "init_from", "preset", "steps", "batch_size", "grad_accum",
+TRAJECTORY = ["stage", "latents", "captions", "init_from", "preset", "steps", "batch_size", "grad_accum",
               "lr", "warmup", "ema_decay", "caption_dropout", "t_mean", "seed", "precision"]
 
 # ----------------------------------------------------------------------------- setup
@@ -137,6 +141,27 @@ if init is not None and init["extra"]["vae_fingerprint"] != vae_fp:
     raise ValueError(f"{args.init_from or ckpt_path} was trained on latents of the VAE "
                      f"{init['extra']['vae_fingerprint']}, but --vae {args.vae} is {vae_fp}; "
                      "use the same VAE (and its latent cache) for every stage")
+if args.captions:  # the same clips, captioned another way (README: the caption experiment)
+    if args.stage == "extend":
+        raise ValueError("--captions applies to the image and video stages, not extend")
+    with open(args.captions) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    source = train.get("source", "")
+    if os.path.exists(source):  # the same media, in the same order, or the pairs are wrong
+        with open(source) as f:
+            media = [json.loads(line)["media"] for line in f if line.strip()]
+        mine = [os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(args.captions)),
+                                              r["media"])) for r in rows]
+        theirs = [os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(source)), m))
+                  for m in media]
+        if mine != theirs:
+            raise ValueError(f"--captions {args.captions}: its media do not match the cache's "
+                             f"source {source} row by row; caption that manifest "
+                             f"(python -m minivid.captioner caption --data {source} ...)")
+    if len(rows) != len(train["captions"]):
+        raise ValueError(f"--captions {args.captions} has {len(rows)} rows, the cache "
+                         f"{paths['train']} {len(train['captions'])}")
+    train["captions"] = [r["caption"] for r in rows]
 shift, scale = train["shift"], train["scale"]
 X = ((train["latents"].float() - shift) / scale)                      # (N, C, T, h, w)
 N, C, T, h, w = X.shape
@@ -166,7 +191,7 @@ if init is not None:
 else:
     captions = list(train["captions"])
     other = os.path.join(args.latents, "train_clips.pt" if kind == "images" else "train_images.pt")
-    if os.path.exists(other):
+    if os.path.exists(other) and not args.captions:  # other captions: only their own words
         captions += load_latents(other, vae_fp)["captions"]
     vocab = build_vocab(captions)
 config = make_config(args.preset, vocab, C, args.grad_checkpoint)
@@ -261,6 +286,7 @@ def save():
                  "latents": {k: os.path.abspath(v) for k, v in paths.items()},
                  "latent_shift": shift, "latent_scale": scale, "latent_hw": [h, w],
                  "latent_frames": extend.FIRST if EXTEND else T, "stage": args.stage,
+                 "captions": os.path.abspath(args.captions) if args.captions else "cache",
                  # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents
                  # at a time after the first); it trained on long clips of long_frames
                  "frames": 16 if EXTEND else int(train["frames"]),

@@ -59,18 +59,26 @@ def _pick(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _object_phrase(obj, rng, still_image, where=True):
-    """'a small red circle in the top left corner that moves slowly to the right'."""
+def _parts(obj, rng, still_image):
+    """The words of one object: (article, noun, place, motion phrase or None)."""
     size, shape = _pick(rng, SIZE_WORDS[obj.size]), _pick(rng, SHAPE_WORDS[obj.shape])
     noun = f"{size} {obj.colour} {shape}"
     art = "an" if noun[0] in "aeiou" else "a"
     place = _pick(rng, POSITION_WORDS[obj.position])
     if still_image:
-        return f"{art} {noun} {place}"
+        return art, noun, place, None
     move = _pick(rng, MOTION_WORDS[obj.motion])
     if obj.speed:
         speed = _pick(rng, SPEED_WORDS[obj.speed])
         move = f"{speed} {move}" if rng.random() < 0.5 else f"{move} {speed}"
+    return art, noun, place, move
+
+
+def _object_phrase(obj, rng, still_image, where=True):
+    """'a small red circle in the top left corner that moves slowly to the right'."""
+    art, noun, place, move = _parts(obj, rng, still_image)
+    if still_image:
+        return f"{art} {noun} {place}"
     if not where:  # a continuation clip: where things are is the history's business
         return f"{art} {noun} that {move}" if rng.random() < 0.5 else f"{art} {noun}, which {move}"
     if rng.random() < 0.5:
@@ -78,22 +86,70 @@ def _object_phrase(obj, rng, still_image, where=True):
     return f"{art} {noun} {place}, which {move}"
 
 
-def dense_caption(scene, rng, where=True):
-    """Everything visible, in one of several phrasings. `rng`: a numpy Generator.
-    where=False leaves out the start positions (the captions of continuation clips)."""
-    still = scene.frames == 1
-    objs = [_object_phrase(o, rng, still, where) for o in scene.objects]
-    bg = _pick(rng, COLOUR_WORDS[scene.background])
-    things = objs[0] if len(objs) == 1 else f"{objs[0]}; and {objs[1]}"
-    kind = "A still image" if still else "A short clip"
+# A motion phrase as a participle: "moves to the left" -> "moving to the left".
+_ING = {"moves": "moving", "drifts": "drifting", "slides": "sliding", "rises": "rising",
+        "sinks": "sinking", "stays": "staying", "bounces": "bouncing", "hops": "hopping",
+        "grows": "growing", "expands": "expanding", "shrinks": "shrinking", "gets": "getting",
+        "contracts": "contracting", "does not move": "not moving"}
+
+
+def _participle(move):
+    if move.endswith("does not move"):
+        return move.replace("does not move", "not moving")
+    return " ".join(_ING.get(w, w) for w in move.split(" "))
+
+
+def _cap(text):
+    return text[0].upper() + text[1:]
+
+
+def _object_sentences(obj, rng, still_image, where=True):
+    """The same object in sentences of its own: 'A small red circle starts in the top left
+    corner. It moves slowly to the right.' or 'In the top left corner, a small red circle
+    moves slowly to the right.'"""
+    art, noun, place, move = _parts(obj, rng, still_image)
+    if still_image:
+        return _cap(f"{art} {noun} is {place}.") if rng.random() < 0.5 else \
+            f"{_cap(place)}, there is {art} {noun}."
+    if not where:
+        return _cap(f"{art} {noun} {move}.")
     style = int(rng.integers(3))
     if style == 0:
-        text = f"{kind} on a plain {bg} background: {things}."
-    elif style == 1:
-        text = f"On a plain {bg} background there is {things}."
-    else:
-        text = f"{things[0].upper()}{things[1:]}. The background is plain {bg}."
-    return text
+        return _cap(f"{art} {noun} starts {place}. It {move}.")
+    if style == 1:
+        return f"{_cap(place)}, {art} {noun} {move}."
+    return _cap(f"{art} {noun} {place}, {_participle(move)}.")
+
+
+def dense_caption(scene, rng, where=True):
+    """Everything visible, in one of several structures and phrasings. `rng`: a numpy
+    Generator. where=False leaves out the start positions (continuation clips).
+
+    Six structures, so a text encoder trained on them learns the language, not a template
+    (a DiT trained on the first three alone scored 0.79 on hand-written dense prompts in new
+    structures against 0.90 on its own captions): the scene in one sentence with the
+    background first, in the middle or last; the background alone first; one sentence (or
+    two) per object; participles ("..., moving slowly to the right")."""
+    still = scene.frames == 1
+    bg = None
+    style = int(rng.integers(6))
+    if style < 3:
+        objs = [_object_phrase(o, rng, still, where) for o in scene.objects]
+        things = objs[0] if len(objs) == 1 else f"{objs[0]}; and {objs[1]}"
+        bg = _pick(rng, COLOUR_WORDS[scene.background])
+        kind = "A still image" if still else "A short clip"
+        if style == 0:
+            return f"{kind} on a plain {bg} background: {things}."
+        if style == 1:
+            return f"On a plain {bg} background there is {things}."
+        return f"{_cap(things)}. The background is plain {bg}."
+    sentences = " ".join(_object_sentences(o, rng, still, where) for o in scene.objects)
+    bg = _pick(rng, COLOUR_WORDS[scene.background])
+    if style == 3:
+        return f"Plain {bg} background. {sentences}"
+    if style == 4:
+        return f"{sentences} Background: plain {bg}."
+    return f"{sentences} All on a plain {bg} background."
 
 
 def sparse_caption(scene, rng):
@@ -108,14 +164,34 @@ def sparse_caption(scene, rng):
     return ("a " + text) if rng.random() < 0.5 else text
 
 
+# What videos come with on the internet: titles that rarely say what is seen.
+TITLES = ["my video", "untitled", "clip {n}", "so satisfying", "watch till the end",
+          "best moments", "vlog day {n}", "relaxing loop", "new edit", "wait for it",
+          "shapes", "fun little animation", "IMG_{n}", "final_final_v{n}", "mood",
+          "{colour} vibes", "the {colour} one", "look at this {shape}"]
+
+
+def title_caption(scene, rng):
+    """A title-like caption, as a video's file name or upload title: a few words that rarely
+    describe the clip. A sixth of the templates name a colour or a shape, true or not."""
+    template = _pick(rng, TITLES)
+    colour = _pick(rng, [o.colour for o in scene.objects] + ["pink", "gold"])
+    return template.format(n=int(rng.integers(1, 100)), colour=colour,
+                           shape=_pick(rng, ["circle", "square", "thing", "shape"]))
+
+
 def strip_positions(text):
     """A prompt for a continuation clip: the same words without the start positions, which
     would contradict the history ("starts on the left" is false for clip 5). Removes the
     world's position phrases and the "starts ... and" around them; other text is kept."""
-    out = re.sub(r"\bstarts\s+(?:" + _POS.pattern[3:-3] + r")\s+and\s+", "", text,
-                 flags=re.IGNORECASE)
-    out = re.sub(r"\s*\b(?:" + _POS.pattern[3:-3] + r")\b", "", out, flags=re.IGNORECASE)
-    return " ".join(out.replace(" ,", ",").split())
+    pos = _POS.pattern[3:-3]
+    out = re.sub(r"\bstarts\s+(?:" + pos + r")\s+and\s+", "", text, flags=re.IGNORECASE)
+    out = re.sub(r"\s+starts\s+(?:" + pos + r")(?=\.)", "", out, flags=re.IGNORECASE)
+    # "In the top left corner, a red circle ..." -> "A red circle ..."
+    out = re.sub(r"(^|\.\s+)(?:" + pos + r"),\s*(?:there is\s+)?(\w)",
+                 lambda m: m.group(1) + m.group(2).upper(), out, flags=re.IGNORECASE)
+    out = re.sub(r"\s*\b(?:" + pos + r")\b", "", out, flags=re.IGNORECASE)
+    return " ".join(out.replace(" ,", ",").replace(",,", ",").replace(", .", ".").split())
 
 
 def strip_motion(text):

@@ -11,6 +11,7 @@ JSON line with its figures (easy to grep, diff and plot).
     python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt --student runs/distill/ckpt.pt
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
     python -m minivid.evaluate rewrite --ckpt runs/dit_video/ckpt.pt --rewriter runs/rewriter/ckpt.pt
+    python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --dits dense=... sparse=...
 
 `data` checks the yardsticks on real tiny-world clips before they judge anything generated:
 the scene checker's adherence on real val clips (must be ~1) and on captions swapped with
@@ -248,6 +249,42 @@ def eval_rewrite(args):
     return fig
 
 
+def eval_captions(args):
+    """The blind-person test and the caption experiment (minivid/caption_bench.py)."""
+    from minivid.caption_bench import captions_report, plot
+
+    _need(os.path.join(args.data, "val", "clips.jsonl"),
+          f"Make the tiny data first: python -m minivid.world --out {args.data}")
+    if args.captioner:
+        _need(args.captioner, "Train it first: python -m minivid.captioner train --minutes 3")
+    dits = {}
+    for item in args.dits or []:
+        name, _, path = item.partition("=")
+        if not path:
+            sys.exit(f"error: --dits {item!r}: write name=path, e.g. dense=runs/captions/dense/ckpt.pt")
+        _need(path, "Train it first (README: the caption experiment)")
+        dits[name] = path
+    fig = captions_report(args.data, args.captioner, dits, args.n, args.steps, args.cfg)
+    bp = fig["blind_person"]
+    print(f"\nthe blind-person test on {args.n} val clips: parse the caption, guess what it "
+          "leaves open, render, compare")
+    print(f"{'caption':12}{'states':>8}{'true':>8}{'rebuild':>9}")
+    for kind, r in bp.items():
+        print(f"{kind:12}{r['states']:8.2f}{r['true']:8.3f}{r['rebuild']:9.3f}")
+    for kind, caps in fig.pop("examples").items():
+        print(f"  {kind}: {caps[0]}")
+    rows = [(k, v) for k, v in fig.items() if k.startswith("captioner_")]
+    if rows:
+        print_table("the captioner", rows)
+    if dits:
+        print_table(f"DiTs trained on each caption kind, scored on {args.n} dense val prompts "
+                    "(adherence / tiny FVD)", [(k, f"{v['adherence']:.3f} / {v['fvd']:.1f}")
+                                               for k, v in fig["dits"].items()])
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    return fig
+
+
 def eval_compare(args):
     from minivid.dit_bench import compare
 
@@ -358,6 +395,17 @@ def main(argv=None):
     w.add_argument("--gif", default=None, help="GIF: typed vs rewritten (vs better DiT)")
     w.add_argument("--plot", default=None, help="PNG: FVD and adherence per condition")
     w.add_argument("--device", default="cpu", help="cpu | cuda")
+    k = sub.add_parser("captions", **fmt, help="why captions must be dense: the blind-person "
+                       "test (dense, sparse, captioner, title-like captions) and DiTs trained "
+                       "on each kind")
+    k.add_argument("--data", default="tiny_data", help="tiny-world folder (val/test clips)")
+    k.add_argument("--captioner", default=None, help="python -m minivid.captioner train output")
+    k.add_argument("--dits", nargs="*", default=None, metavar="NAME=CKPT", help="DiTs trained on "
+                   "each caption kind, e.g. dense=runs/captions/dense/ckpt.pt")
+    k.add_argument("--n", type=int, default=128, help="val clips / prompts")
+    k.add_argument("--steps", type=int, default=32, help="Euler steps for the DiTs")
+    k.add_argument("--cfg", type=float, default=2.0, help="guidance scale")
+    k.add_argument("--plot", default=None, help="PNG: blind-person test and the DiTs")
     args = p.parse_args(argv)
     if args.what == "rewrite" and (args.n < 2 or args.steps < 1 or args.seeds < 1
                                    or args.temperature < 0):
@@ -367,7 +415,7 @@ def main(argv=None):
         p.error("extend: need --videos >= 1, --clips >= 2, --steps >= 1 and --window >= 1")
     fig = {"data": eval_data, "vae": eval_vae, "dit": eval_dit, "throughput": eval_throughput,
            "compare": eval_compare, "distill": eval_distill, "extend": eval_extend,
-           "rewrite": eval_rewrite}[args.what](args)
+           "rewrite": eval_rewrite, "captions": eval_captions}[args.what](args)
     print(json.dumps({"eval": args.what, **fig}))
 
 

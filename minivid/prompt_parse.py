@@ -67,7 +67,7 @@ _add("bg", "brown", "beige", "tan", "chocolate")
 _add("size", "small", "small", "little", "tiny", "mini", "smallish", "wee")
 _add("size", "large", "large", "big", "huge", "giant", "massive", "biggish", "largish")
 _add("shape", "circle", "circle", "disc", "disk", "ball", "dot", "sphere", "orb", "round")
-_add("shape", "square", "square", "box", "cube", "block", "tile")
+_add("shape", "square", "square", "box", "cube", "block")
 _add("shape", "triangle", "triangle", "wedge", "pyramid")
 _add("speed", "fast", "fast", "quickly", "quick", "rapidly", "rapid", "swiftly", "swift",
      "speedily", "speedy", "briskly", "hurriedly")
@@ -122,7 +122,7 @@ BIGRAMS = {("dark", "blue"): ("bg", "navy"), ("navy", "blue"): ("bg", "navy"),
 # Common words that carry no tiny-world attribute: skipped quietly, never typo-corrected.
 COMMON = set("""a an the is are was be been being there here this that these those which who
 whom it its itself diagonally diagonal they them their one ones some any each both with of or but as so very
-really quite fairly rather just also too same another other clip video image picture photo
+really quite fairly rather just also too same till until against another other clip video image picture photo
 frame scene shot short long movie animation gif plain solid flat simple single coloured
 colored colour color shape object thing something someone we you i me my our your please
 make create generate draw render show shows showing shown see seen let us want would like
