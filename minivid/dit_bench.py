@@ -10,7 +10,8 @@ for two prompt sets, the dense captions of
   - handwritten: prompts/dense_prompts.jsonl, 30 dense prompts written by hand in sentence
           structures of people's own (one sentence per object, the background first or
           alone, participles, anaphora), 4 noise draws each: does the model follow the
-          language, or only the world's templates?
+          language, or only the world's templates? Beside it, handwritten_generator: the
+          world's own captions of the very same scenes, so the gap is the wording alone;
 and reports
   - adherence: minivid.checker reads the pixels and counts the stated attributes that hold,
     next to its ceiling: the adherence of the VAE's own reconstructions of the real val media
@@ -39,12 +40,14 @@ import torch
 from matplotlib.figure import Figure
 
 from minivid import checker, flow
+from minivid.captions import dense_caption
 from minivid.common import autocast, measure_matmul_peak, pick_precision, sync_device
 from minivid.data import to_uint8
 from minivid.latents import roundtrip
 from minivid.sampling import Pipeline
 from minivid.t2v import FlowLoss, build_model, make_config
 from minivid.training import adamw, clip_and_step
+from minivid.world import Obj, Scene
 
 HANDWRITTEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "prompts", "dense_prompts.jsonl")
@@ -146,7 +149,13 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
     prompts = {s: _captions(os.path.join(data_dir, s, f"{kind}.jsonl"), n) for s in ("val", "test")}
     if kind == "clips" and os.path.exists(HANDWRITTEN):  # dense, in sentences of people's own
         with open(HANDWRITTEN) as f:                     # structures; 4 noise draws each
-            prompts["handwritten"] = [json.loads(line)["prompt"] for line in f] * 4
+            rows = [json.loads(line) for line in f] * 4
+        prompts["handwritten"] = [r["prompt"] for r in rows]
+        # ... and the world's own captions of the very same scenes: the gap is the language
+        rng = np.random.default_rng(0)
+        prompts["handwritten_generator"] = [dense_caption(Scene(r["expect"]["background"], [
+            Obj(o["shape"], o["colour"], o["size"], o["position"], o["motion"], o.get("speed", ""))
+            for o in r["expect"]["objects"]]), rng) for r in rows]
     out = {"ckpt": str(ckpt), "frames": frames, "cfg": cfg, "sampler": sampler, "n": n}
     real, _ = fd.load_clips(os.path.join(data_dir, "val", f"{kind}.jsonl"), frames=frames)
     if kind == "clips":
