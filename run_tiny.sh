@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The toy pipeline, end to end, on a laptop CPU (35 minutes measured on 2 quiet cores):
+# The toy pipeline, end to end, on a laptop CPU (45 minutes measured on 2 quiet cores):
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
 # -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
 # -> clip extension (continue a history; full vs window vs packed context), evaluated
