@@ -289,42 +289,60 @@ def relabel(kind: str, manifest: str, out: str, seed: int = 0) -> None:
 
 # ----------------------------------------------------------------------------- 5. training
 def train(args):
-    """The loop, with the one training core (no DDP: it is a 3-minute CPU job)."""
-    from minivid.fd import load_clips
-    from minivid.training import EMA, LossLog, StepBudget, lr_at, set_lr, adamw, clip_and_step
+    """The loop, with the one training core (no DDP: it is a 3-minute CPU job). Metrics stay
+    on the device until a log point; a checkpoint every --save-every steps and on SIGTERM /
+    Ctrl-C (StopFlag), written atomically, so a kill loses at most those steps."""
     from minivid.common import Dist
+    from minivid.fd import load_clips
+    from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag,
+                                  adamw, clip_and_step, lr_at, set_lr)
 
     clips, specs = load_clips(os.path.join(args.data, "train", "clips.jsonl"))
     torch.manual_seed(args.seed)
     cfg = CaptionerConfig(args.width)
     model = CaptionerNet(cfg)
     opt = adamw(model.parameters(), args.lr, weight_decay=1e-4)
-    ema, log = EMA(model, 0.99), LossLog()
+    ema, log, meter, guard = EMA(model, 0.99), LossLog(), Meter(), NonFiniteGuard()
     budget, dist = StepBudget(args.steps, args.minutes), Dist()
     path = os.path.join(args.out, "ckpt.pt")
+
+    def save():
+        checkpoint.save_run(path, dist, kind="captioner", config=asdict(cfg), model=model,
+                            opt=opt, step=step, args=args, log=log, budget=budget, ema=ema)
+
     budget.start(0)
     bar = tqdm(desc="captioner", total=budget.total)
-    step = 0
-    while budget.total is None or step < budget.total:
-        set_lr(opt, lr_at(step, 50, budget.total, args.lr))
-        rng = np.random.default_rng([args.seed, step])
-        idx = rng.integers(len(clips), size=args.batch_size)
-        masks, hist, _ = palette_masks(clips[idx])
-        loss = loss_on(model, masks, hist, [specs[i] for i in idx], rng)
-        loss.backward()
-        clip_and_step(opt, model.parameters())
-        opt.zero_grad(set_to_none=True)
-        ema.update(model, step)
-        log.append(step, loss=loss.detach())
-        step += 1
-        bar.update()
-        if budget.plan(step, dist):
-            bar.total = budget.total
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+    step, stopping = 0, False
+    with StopFlag() as stop:
+        while budget.total is None or step < budget.total:
+            set_lr(opt, lr_at(step, 50, budget.total, args.lr))
+            rng = np.random.default_rng([args.seed, step])
+            idx = rng.integers(len(clips), size=args.batch_size)
+            masks, hist, _ = palette_masks(clips[idx])                      # (B, 8, T, H, W)
+            loss = loss_on(model, masks, hist, [specs[i] for i in idx], rng)
+            loss.backward()
+            grad_norm = clip_and_step(opt, model.parameters())
+            opt.zero_grad(set_to_none=True)
+            ema.update(model, step)
+            meter.add(step, loss=loss.detach(), grad_norm=grad_norm)
+            step += 1
+            bar.update()
+            if budget.plan(step, dist):
+                bar.total = budget.total
+            if step != budget.total and step % 10 and not stop:
+                continue
+            logged, flags = meter.sync(dist, stop=bool(stop))               # a log point
+            guard.check(logged)
+            log.extend(logged.pop("steps"), **logged)
+            bar.set_postfix(loss=f"{logged['loss'][-1]:.3f}")
+            stopping = flags["stop"]
+            if stopping or step % args.save_every == 0:
+                save()
+            if stopping:
+                break
     bar.close()
-    checkpoint.save_run(path, dist, kind="captioner", config=asdict(cfg), model=model, opt=opt,
-                        step=step, args=args, log=log, budget=budget, ema=ema)
-    print(f"done: {step} steps; captioner in {path}")
+    save()
+    print(stop.saved_message(path, step) if stopping else f"done: {step} steps; captioner in {path}")
     return path
 
 
@@ -341,6 +359,7 @@ def main(argv=None):
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     t.add_argument("--width", type=int, default=16, help="encoder width")
     t.add_argument("--seed", type=int, default=0, help="init and data order")
+    t.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
     c = sub.add_parser("caption", **fmt, help="caption a folder (or a manifest's media) into "
                        "a manifest the trainers read")
     c.add_argument("--ckpt", default="runs/captioner/ckpt.pt", help="the trained captioner")
