@@ -45,10 +45,12 @@ FORMAT = 1  # bump when the layout of the dict changes, and say how to convert o
 
 # Which script makes a checkpoint of each kind: used in "train one first" hints.
 _MADE_BY = {"vae": "python train_vae.py", "dit": "python train_dit.py",
-            "latents": "python -m minivid.latents", "rewriter": "python train_rewriter.py"}
+            "latents": "python -m minivid.latents", "rewriter": "python train_rewriter.py",
+            "captioner": "python train_captioner.py"}
 # Where the README's commands put each kind: the example in a wrong-kind error.
 _EXAMPLE = {"vae": "runs/vae_t4/ckpt.pt", "dit": "runs/dit_video/ckpt.pt",
-            "latents": "runs/latents/train_clips.pt", "rewriter": "runs/rewriter/ckpt.pt"}
+            "latents": "runs/latents/train_clips.pt", "rewriter": "runs/rewriter/ckpt.pt",
+            "captioner": "runs/captioner/ckpt.pt"}
 
 # ----------------------------------------------------------------------------- save
 
@@ -175,18 +177,6 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
 
 
 
-def resume_checkpoint(run_dir: str | os.PathLike, kind: str) -> dict:
-    """What `--resume` loads: <run_dir>/ckpt.pt, or a clear error when there is none.
-
-    Never a silent fresh start: a typo in --out would otherwise retrain from scratch and
-    then overwrite nothing the user meant to keep."""
-    path = os.path.join(run_dir, "ckpt.pt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"--resume: no checkpoint at {path}; drop --resume to start "
-                                "a new run, or point --out at the run folder to continue")
-    return load_checkpoint(path, kind=kind)
-
-
 def _starts_like_pickle(path: Path) -> bool:
     """A pickle of protocol 2+ starts with the PROTO opcode 0x80 and its version byte."""
     with open(path, "rb") as f:
@@ -277,18 +267,33 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, what: str) -> No
 
 def save_run(path: str, dist, *, kind: str, config: dict, model: torch.nn.Module,
              opt: torch.optim.Optimizer, step: int, args, log, budget,
-             ema=None, extra: dict | None = None) -> None:
+             ema=None, extra: dict | None = None, trainer: str = "") -> None:
     """Every trainer's checkpoint, in the one format (minivid/checkpoint.py), rank 0 only;
     also redraws loss.png beside it. No RNG state and no data position: a step's data
-    (batch_indices) and randomness (common.step_generator) are functions of (seed, step)."""
+    (batch_indices) and randomness (common.step_generator) are functions of (seed, step).
+    `trainer` names the command that wrote it: --resume with another trainer is refused."""
     if not dist.is_main:
         return
     save_checkpoint(path, {
-        "kind": kind, "config": config, "model": model.state_dict(),
+        "kind": kind, "trainer": trainer, "config": config, "model": model.state_dict(),
         "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
         "step": step, "args": vars(args), "log": log.state_dict(),
         "schedule": budget.state_dict(), "extra": extra or {}})
     log.plot(os.path.join(os.path.dirname(path), "loss.png"))
+
+
+def trainer_of(ckpt: dict) -> str:
+    """The command that wrote a run checkpoint; older files (no "trainer" key) by their kind."""
+    if ckpt.get("trainer"):
+        return ckpt["trainer"]
+    if ckpt["kind"] == "dit":
+        if ckpt.get("extra", {}).get("distilled"):
+            return "distill.py"
+        stage = (ckpt.get("args") or {}).get("stage", "video")
+        return "train_extend.py" if stage == "extend" else f"train_dit.py --stage {stage}"
+    return {"vae": "train_vae.py", "rewriter": "train_rewriter.py",
+            "captioner": "train_captioner.py", "probe": "the FD probe (minivid/fd.py)"
+            }.get(ckpt["kind"], ckpt["kind"])
 
 
 def restore_run(ckpt: dict, model, opt, log, ema=None) -> int:
@@ -301,12 +306,24 @@ def restore_run(ckpt: dict, model, opt, log, ema=None) -> int:
     return ckpt["step"]
 
 
-def resume_run(args, kind: str, trajectory: list[str]) -> dict | None:
-    """With --resume: the checkpoint <args.out>/ckpt.pt (a clear error if there is none), after
-    warning about changed trajectory flags; without it: None (a fresh run)."""
+def resume_run(args, kind: str, trajectory: list[str], trainer: str = "") -> dict | None:
+    """With --resume: the checkpoint <args.out>/ckpt.pt (a clear error if there is none, or if
+    another trainer wrote it), after warning about changed trajectory flags; without: None."""
     if not args.resume:
         return None
-    ckpt = resume_checkpoint(args.out, kind=kind)
+    path = os.path.join(args.out, "ckpt.pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}; drop --resume to start "
+                                "a new run, or point --out at the run folder to continue")
+    ckpt = load_checkpoint(path)
+    wrote = trainer_of(ckpt)
+    if trainer and wrote != trainer:
+        raise ValueError(f"--resume: {path} was written by {wrote}, not {trainer}; resume it "
+                         f"with `python {wrote} --out {args.out} --resume`, or give this run "
+                         "another --out")
+    if ckpt["kind"] != kind:   # same trainer name, other kind: a hand-edited file
+        raise ValueError(f"--resume: {path} is a {ckpt['kind']!r} checkpoint, {trainer or kind}"
+                         f" writes {kind!r} ones; give this run another --out")
     warn_changed_flags(ckpt["args"], args, trajectory)
     return ckpt
 

@@ -1,31 +1,12 @@
-"""The ONE training core: the small functions every minivid trainer uses, loop left visible.
+"""The pieces of the ONE training core: EMA, loss log, data order, lr schedule, time budget,
+optimizer step with the non-finite guard, metrics, throughput and the stop flag.
 
-Where it sits: `train_vae.py`, `train_dit.py` (and every trainer to come) read top to bottom,
-nanoGPT-style, with no Trainer class; this file holds the pieces they share, so each concern
-is solved once. A loop looks like this (see train_dit.py for the real one):
-
-    budget = StepBudget(args.steps, args.minutes, saved)        # --minutes -> steps, ONCE
-    opt = adamw(params, args.lr)                                # fused: skips bad steps on device
-    meter, guard = Meter(), NonFiniteGuard()
-    with StopFlag() as stop:                                    # SIGTERM/Ctrl-C -> save, exit
-        while budget.total is None or step < budget.total:
-            set_lr(opt, lr_at(step, args.warmup, budget.total, args.lr))
-            idx = batch_indices(N, args.batch_size, step, args.seed, dist)   # data order
-            loss = ...; loss.backward()                         # the model's math, in the script
-            grad_norm = clip_and_step(opt, params)              # non-finite: skipped, no sync
-            meter.add(loss=loss.detach(), grad_norm=grad_norm)  # stays on the device
-            step += 1
-            budget.plan(step, dist)                             # one all-reduce, once per run
-            if step % args.log_every == 0 or step == budget.total:
-                logged, flags = meter.sync(dist, stop=bool(stop))   # THE all-reduce of the interval
-                guard.check(logged)                             # diverged? stop with a clear error
-                log.extend(**logged)
-                ... val loss, checkpoint.save_run(...), previews ...
-                if flags["stop"]: break
-
-Nothing on the hot path of a step waits for the host or for the other ranks: metrics stay on
-the device until a log point, then ONE packed all-reduce carries all of them (and the stop
-flag); the only other meeting point is DDP's own gradient all-reduce inside backward.
+Where it sits: minivid/run.py puts these together into `Run`, the one loop every trainer
+(train_vae.py, train_dit.py, train_extend.py, distill.py, train_rewriter.py,
+train_captioner.py, the FD probe) runs; each piece solves one concern, once, and is tested
+on its own. Nothing on the hot path of a step waits for the host or for the other ranks:
+metrics stay on the device until a log point (Meter), then ONE packed all-reduce carries all
+of them and the stop flag; the only other meeting point is DDP's gradient all-reduce.
 
 Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
 """
