@@ -51,7 +51,7 @@ python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init tiny_data/val/clip
     --strength 0.5 --out runs/distill/transfer_1step \
     --prompt "A tiny purple ball that starts on the left and stays still; and a large white triangle that starts in the top right corner and moves downward quickly. The background is plain grey."
 echo "== 9. clip extension: long videos clip by clip, the history as context (full / window / pack)"
-python train_dit.py --stage extend --vae runs/vae_t4/ckpt.pt --latents runs/latents \
+python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
     --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
 python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --videos 8 --clips 8 --steps 16 \
     --plot runs/extend/extend.png --gif runs/extend/strategies.gif
@@ -69,7 +69,7 @@ python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewriter/ty
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
     --out runs/rewriter/rewritten "${SPARSE[@]}"
 echo "== 11. recaptioning: a captioner for clips without text; the blind-person test"
-python -m minivid.captioner train --data tiny_data --out runs/captioner --minutes 3
+python train_captioner.py --data tiny_data --out runs/captioner --minutes 3
 mkdir -p runs/captioner/uncaptioned            # a user's folder: media, no captions at all
 cp tiny_data/val/clips/00000[0-5].gif tiny_data/val/images/00000[0-1].png runs/captioner/uncaptioned/
 python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data runs/captioner/uncaptioned \

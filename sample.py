@@ -12,7 +12,8 @@ Transfer:  python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init clip.gi
            --prompt "..."  (image-to-image: keep the clip's layout and motion, new caption)
 Long:      python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
            (one long video clip by clip; give one --prompt, or one per clip: --extend 4 with
-           4 --prompt; minivid/extend.py. Works with a distilled extension student too.)
+           4 --prompt; a train_extend.py model, minivid/history.py. Works with a distilled
+           extension student too.)
 Rewrite:   python sample.py --ckpt runs/dit_video/ckpt.pt --rewrite local --prompt "a red circle"
            (a sparse prompt -> the dense description the DiT trained on, minivid/rewrite.py;
            --rewrite openai asks an OpenAI-compatible endpoint, minivid/llm_api.py)
@@ -28,15 +29,18 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from minivid import extend
 from minivid.common import pick_device
 from minivid.data import read_frames, save_grid, save_video
-from minivid.sampling import Pipeline
+from minivid.history import clip_prompts
+from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
+from minivid.rewrite import Rewriter
+from minivid.sampling import Pipeline
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-p.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
+p.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py or train_extend.py "
+               "output)")
 p.add_argument("--prompt", action="append", default=[], help="a caption; repeat for several")
 p.add_argument("--prompts-file", default=None, help="text file, one prompt per line")
 p.add_argument("--unconditional", action="store_true",
@@ -57,10 +61,10 @@ p.add_argument("--strength", type=float, default=None, help="with --init: how fa
                "jumps it learnt: strength = steps / n for n in its step counts (--steps 1: 1, "
                "0.5, 0.25, 0.125). Default 0.5")
 p.add_argument("--extend", type=int, default=None, metavar="N", help="make ONE long video of N "
-               "clips (1 + 16 N frames), each conditioned on the history (needs a train_dit.py "
-               "--stage extend model); one --prompt for all clips, or exactly N (one per clip)")
+               "clips (1 + 16 N frames), each conditioned on the history (needs a train_extend.py "
+               "model); one --prompt for all clips, or exactly N (one per clip)")
 p.add_argument("--context", default="pack", choices=["full", "window", "pack"], help="with "
-               "--extend: what history each clip sees (minivid/extend.py): everything, the last "
+               "--extend: what history each clip sees (minivid/history.py): everything, the last "
                "--window latent frames, or FramePack-style packed (constant size)")
 p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
@@ -99,8 +103,6 @@ if empty and not args.unconditional:
 if args.rewrite != "none":  # what the user typed -> what the DiT understands
     if args.unconditional:
         sys.exit("error: --rewrite needs prompts to rewrite; it does not apply with --unconditional")
-    from minivid.llm_api import ApiRewriter
-    from minivid.rewrite import Rewriter
     if args.rewrite == "local" and not os.path.exists(args.rewriter):
         sys.exit(f"error: --rewriter {args.rewriter} not found; train one first: python "
                  "train_rewriter.py --out runs/rewriter --minutes 3")
@@ -162,7 +164,7 @@ if args.frames != pipe.ckpt["extra"]["frames"]:
 args.steps = args.steps or 100
 if args.extend is not None:  # one long video, clip by clip
     per_video = prompts[0] if len(prompts) == 1 else prompts
-    for m, text in enumerate(extend.clip_prompts([per_video], args.extend)[0]):
+    for m, text in enumerate(clip_prompts([per_video], args.extend)[0]):
         print(f"clip {m + 1}: {text}")
     try:
         with tqdm(total=args.extend, desc=f"clips ({args.context})") as bar:

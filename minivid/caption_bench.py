@@ -24,15 +24,15 @@ captions` prints a table per part and one JSON line.
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt \\
         --dits dense=runs/captions/dense/ckpt.pt recaptioned=... sparse=... title=...
 """
-import json
-import os
-
 import numpy as np
+from matplotlib.figure import Figure
 
-from minivid import checker, fd
+from minivid import bench, checker, fd
+from minivid.captioner import Captioner
 from minivid.captions import sparse_caption, title_caption
 from minivid.prompt_parse import parse
 from minivid.rewrite import template_scene
+from minivid.sampling import Pipeline
 from minivid.world import Scene, render, render_indices
 
 KINDS = ("dense", "sparse", "captioner", "title")
@@ -99,25 +99,19 @@ def caption_sets(rows, captioner=None, seed: int = 0) -> dict[str, list[str]]:
 
 def dit_scores(ckpt, data_dir, n, steps, cfg, probe, real_features) -> dict:
     """A DiT on the dense val prompts: adherence and tiny FVD."""
-    from minivid.sampling import Pipeline
-
-    with open(os.path.join(data_dir, "val", "clips.jsonl")) as f:
-        prompts = [json.loads(line)["caption"] for line in f][:n]
+    prompts = bench.captions(data_dir, "val", n=n)
     pipe = Pipeline(ckpt)
     videos = pipe.generate(prompts, pipe.ckpt["extra"]["frames"], steps, cfg, seed=0)
-    return {"adherence": float(np.mean([checker.adherence(v, c) for v, c in zip(videos, prompts)])),
-            "fvd": fd.frechet(fd.features(probe, videos), real_features)}
+    return {"adherence": bench.adherence(videos, prompts),
+            "fvd": bench.fvd(probe, videos, real_features)}
 
 
 def captions_report(data_dir="tiny_data", captioner_ckpt=None, dits=None, n=128, steps=32,
                     cfg=2.0) -> dict:
-    from minivid.captioner import Captioner
-
     captioner = Captioner.load(captioner_ckpt) if captioner_ckpt else None
     out = {"n": n}
     for split in ("val", "test"):
-        with open(os.path.join(data_dir, split, "clips.jsonl")) as f:
-            rows = [json.loads(line) for line in f][:n]
+        rows = bench.rows(data_dir, split, n=n)
         sets = caption_sets(rows, captioner)
         if split == "val":
             out["blind_person"] = blind_person(rows, sets)
@@ -129,9 +123,8 @@ def captions_report(data_dir="tiny_data", captioner_ckpt=None, dits=None, n=128,
         bp = out["blind_person"]
         out["captioner_rebuild_vs_dense"] = bp["captioner"]["rebuild"] / bp["dense"]["rebuild"]
     if dits:
-        train, specs = fd.load_clips(os.path.join(data_dir, "train", "clips.jsonl"))
-        probe = fd.load_or_train_probe(data_dir, train, specs)
-        real = fd.features(probe, fd.load_clips(os.path.join(data_dir, "val", "clips.jsonl"))[0])
+        probe = fd.load_or_train_probe(data_dir)
+        real = bench.real_features(probe, data_dir)
         out["dits"] = {name: dit_scores(path, data_dir, n, steps, cfg, probe, real)
                        for name, path in dits.items()}
     return out
@@ -139,12 +132,9 @@ def captions_report(data_dir="tiny_data", captioner_ckpt=None, dits=None, n=128,
 
 def plot(fig: dict, path: str) -> str:
     """Left: the blind-person test per caption kind; right: the DiTs trained on each kind."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = 2 if fig.get("dits") else 1
-    f, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.8), squeeze=False)
+    f = Figure(figsize=(5.5 * panels, 3.8))
+    axes = f.subplots(1, panels, squeeze=False)
     bp = fig["blind_person"]
     kinds = [k for k in KINDS if k in bp]
     ax = axes[0, 0]
@@ -164,7 +154,53 @@ def plot(fig: dict, path: str) -> str:
                     ha="center", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title("DiT trained on each kind: adherence to dense val prompts")
-    f.tight_layout()
-    f.savefig(path, dpi=120)
-    plt.close(f)
-    return path
+    return bench.save_figure(f, path)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "captions", run, "why captions must be dense: the blind-person test "
+                      "(dense, sparse, captioner, title-like captions) and DiTs trained on each "
+                      "kind")
+    p.add_argument("--captioner", default=None, help="train_captioner.py output")
+    p.add_argument("--dits", nargs="*", default=None, metavar="NAME=CKPT", help="DiTs trained on "
+                   "each caption kind, e.g. dense=runs/captions/dense/ckpt.pt")
+    bench.shared_args(p, "data", "n", "steps", "cfg", "plot",
+                      help={"n": "val clips / prompts",
+                            "plot": "PNG: blind-person test and the DiTs"})
+
+
+def run(args) -> dict:
+    bench.need_data(args.data)
+    if args.captioner:
+        bench.need(args.captioner, "Train it first: python train_captioner.py --minutes 3")
+    dits = {}
+    for item in args.dits or []:
+        name, _, path = item.partition("=")
+        if not path:
+            args.error(f"--dits {item!r}: write name=path, e.g. "
+                       "dense=runs/captions/dense/ckpt.pt")
+        bench.need(path, "Train it first (README: the caption experiment)")
+        dits[name] = path
+    fig = captions_report(args.data, args.captioner, dits, args.n, args.steps, args.cfg)
+    bench.print_columns(f"the blind-person test on {args.n} val clips: parse the caption, guess "
+                        "what it leaves open, render, compare",
+                        ["caption", "states", "true", "rebuild"],
+                        [(kind, [f"{r['states']:.2f}", f"{r['true']:.3f}", f"{r['rebuild']:.3f}"])
+                         for kind, r in fig["blind_person"].items()])
+    for kind, caps in fig.pop("examples").items():
+        print(f"  {kind}: {caps[0]}")
+    rows = [(k, v) for k, v in fig.items() if k.startswith("captioner_")]
+    if rows:
+        bench.print_table("the captioner", rows)
+    if dits:
+        bench.print_table(f"DiTs trained on each caption kind, scored on {args.n} dense val "
+                          "prompts (adherence / tiny FVD)",
+                          [(k, f"{v['adherence']:.3f} / {v['fvd']:.1f}")
+                           for k, v in fig["dits"].items()])
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    bench.print_json("captions", fig)
+    return fig

@@ -26,7 +26,7 @@ from outside the world (a photo) fits the palette badly: its caption then names 
 nearest background colour and the dominant colour, and says it is a low-confidence guess
 rather than inventing shapes.
 
-    python -m minivid.captioner train --data tiny_data --out runs/captioner --minutes 3
+    python train_captioner.py --data tiny_data --out runs/captioner --minutes 3   # trains it
     python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data my_clips/ \\
         --out my_clips/captions.jsonl          # a manifest minivid.data reads as it is
 """
@@ -34,16 +34,18 @@ import argparse
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 from tqdm import tqdm
 
 from minivid import checkpoint
-from minivid.captions import dense_caption
+from minivid.captions import dense_caption, sparse_caption, title_caption
+from minivid.data import MEDIA_EXTS, read_frames
 from minivid.world import (BACKGROUNDS, MOTIONS, MOVING, OBJECT_COLOURS, POSITIONS, SHAPES,
                            SIZES, SPEEDS, Obj, Scene)
 
@@ -76,7 +78,8 @@ class CaptionerConfig:
 
 
 class CaptionerNet(nn.Module):
-    """One colour's mask video -> attribute logits; the palette histogram -> background."""
+    """One colour's mask video -> attribute logits; the palette histogram -> background.
+    One forward for both, so a DDP wrapper sees every parameter used (train_captioner.py)."""
 
     def __init__(self, cfg: CaptionerConfig):
         super().__init__()
@@ -90,13 +93,15 @@ class CaptionerNet(nn.Module):
         self.heads = nn.ModuleDict({k: nn.Linear(128, len(v)) for k, v in HEADS.items()})
         self.background = nn.Linear(len(PALETTE), len(BG_NAMES))
 
-    def forward(self, masks):
-        """masks: (M, T=16, 32, 32) one colour each -> {head: logits (M, classes)}"""
+    def forward(self, masks, hist):
+        """masks: (M, T=16, 32, 32) one colour each, hist: (N, 12) palette histograms ->
+        {head: logits (M, classes)} and {"background": logits (N, 4)}"""
         M, T, H, W = masks.shape
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")
         coords = torch.stack([xs, ys]).to(masks)[None, :, None].expand(M, 2, T, H, W)
         f = self.net(torch.cat([masks[:, None], coords], 1))                 # (M, 128)
-        return {k: head(f) for k, head in self.heads.items()}
+        return {**{k: head(f) for k, head in self.heads.items()},
+                "background": self.background(hist)}                         # (N, 4)
 
 
 def targets(spec: dict) -> dict:
@@ -110,9 +115,16 @@ def targets(spec: dict) -> dict:
     return out
 
 
-def loss_on(model, masks, hist, specs, rng):
+def loss_on(model, masks, hist, specs, rng, share: slice = slice(None)):
     """Cross-entropy of every head for a batch: each clip's present colours plus one absent
-    colour (present = no); the background from the histogram."""
+    colour (present = no; which one, drawn from rng); the background from the histogram.
+
+    One process: masks (B, 8, T, H, W), hist (B, 12) and specs are the same B clips. Data
+    parallel: specs (and so the rng's draws) are the GLOBAL batch's, masks and hist only this
+    rank's clips of it, share = common.rank_rows(dist). Each rank sums its rows' losses over
+    the global batch's counts, times the world size, so the average DDP takes of the ranks'
+    gradients is the one-process mean (a per-rank mean would weigh a rank's rows by how many
+    objects its clips happen to have)."""
     rows, want = [], {k: [] for k in HEADS}
     for n, spec in enumerate(specs):
         t = targets(spec)
@@ -122,12 +134,18 @@ def loss_on(model, masks, hist, specs, rng):
             for k in HEADS:
                 want[k].append(t[c][k] if c in t else -1)
         want["present"][-1] = 0
-    sel = masks[[n for n, _ in rows], [c for _, c in rows]]                  # (M, T, H, W)
-    logits = model(sel)
-    loss = sum(F.cross_entropy(logits[k], torch.tensor(v), ignore_index=-1)
-               for k, v in want.items())
-    bg = torch.tensor([BG_NAMES.index(s["background"]) for s in specs])
-    return loss + F.cross_entropy(model.background(hist), bg)
+    mine = range(len(specs))[share]                      # the global clips masks holds, in order
+    keep = [j for j, (n, _) in enumerate(rows) if n in mine]
+    sel = masks[[mine.index(rows[j][0]) for j in keep], [rows[j][1] for j in keep]]  # (M, T, H, W)
+    logits = model(sel, hist)
+    loss = 0.0
+    for k, v in want.items():
+        v = torch.tensor(v, device=masks.device)        # (all rows of the global batch,)
+        loss = loss + F.cross_entropy(logits[k], v[keep], ignore_index=-1,
+                                      reduction="sum") / (v >= 0).sum()
+    bg = torch.tensor([BG_NAMES.index(specs[n]["background"]) for n in mine], device=masks.device)
+    loss = loss + F.cross_entropy(logits["background"], bg, reduction="sum") / len(specs)
+    return loss * (len(specs) // len(mine))              # x world size: DDP averages
 
 
 # ----------------------------------------------------------------------------- 3. captions
@@ -139,9 +157,9 @@ def read_scenes(model, u8, frames: list[int] | None = None, batch: int = 64):
     for i in range(0, len(u8), batch):
         masks, hist, fit = palette_masks(u8[i:i + batch])
         N = len(masks)
-        logits = model(masks.flatten(0, 1))                                  # (N * 8, ...)
+        logits = model(masks.flatten(0, 1), hist)                           # (N * 8, ...)
+        bg_p = F.softmax(logits.pop("background"), -1)                      # (N, 4)
         probs = {k: F.softmax(v, -1).view(N, len(OBJ_NAMES), -1) for k, v in logits.items()}
-        bg_p = F.softmax(model.background(hist), -1)                        # (N, 4)
         for n in range(N):
             still = frames is not None and frames[i + n] == 1
             conf = [float(bg_p[n].max())]
@@ -200,8 +218,6 @@ class Captioner:
 # ----------------------------------------------------------------------------- 4. a folder
 def media_of(data: str) -> list[str]:
     """The media files to caption: a manifest's entries, or every media file in a folder."""
-    from minivid.data import MEDIA_EXTS
-
     if os.path.isdir(data):
         files = sorted(os.path.join(data, f) for f in os.listdir(data)
                        if f.lower().endswith(MEDIA_EXTS))
@@ -221,9 +237,6 @@ def media_of(data: str) -> list[str]:
 def read_clip(path):
     """A file -> (uint8 (16, 32, 32, 3), frames it has: 1 for an image). Raises ValueError
     with the reason for files the captioner cannot read (corrupt, greyscale, too small)."""
-    from PIL import Image
-
-    from minivid.data import read_frames
     try:
         with Image.open(path) as im:
             if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
@@ -268,8 +281,6 @@ def caption_folder(captioner, data: str, out: str) -> tuple[int, list[str]]:
 
 def relabel(kind: str, manifest: str, out: str, seed: int = 0) -> None:
     """Write `manifest`'s clips with captions of another kind (made from their specs)."""
-    from minivid.captions import sparse_caption, title_caption
-
     make = {"dense": dense_caption, "sparse": sparse_caption, "title": title_caption}[kind]
     rng = np.random.default_rng(seed)
     with open(manifest) as f:
@@ -287,79 +298,11 @@ def relabel(kind: str, manifest: str, out: str, seed: int = 0) -> None:
     print(f"wrote {out}: {len(rows)} {kind} captions")
 
 
-# ----------------------------------------------------------------------------- 5. training
-def train(args):
-    """The loop, with the one training core (no DDP: it is a 3-minute CPU job). Metrics stay
-    on the device until a log point; a checkpoint every --save-every steps and on SIGTERM /
-    Ctrl-C (StopFlag), written atomically, so a kill loses at most those steps."""
-    from minivid.common import Dist
-    from minivid.fd import load_clips
-    from minivid.training import (EMA, LossLog, Meter, NonFiniteGuard, StepBudget, StopFlag,
-                                  adamw, clip_and_step, lr_at, set_lr)
-
-    clips, specs = load_clips(os.path.join(args.data, "train", "clips.jsonl"))
-    torch.manual_seed(args.seed)
-    cfg = CaptionerConfig(args.width)
-    model = CaptionerNet(cfg)
-    opt = adamw(model.parameters(), args.lr, weight_decay=1e-4)
-    ema, log, meter, guard = EMA(model, 0.99), LossLog(), Meter(), NonFiniteGuard()
-    budget, dist = StepBudget(args.steps, args.minutes), Dist()
-    path = os.path.join(args.out, "ckpt.pt")
-
-    def save():
-        checkpoint.save_run(path, dist, kind="captioner", config=asdict(cfg), model=model,
-                            opt=opt, step=step, args=args, log=log, budget=budget, ema=ema)
-
-    budget.start(0)
-    bar = tqdm(desc="captioner", total=budget.total)
-    step, stopping = 0, False
-    with StopFlag() as stop:
-        while budget.total is None or step < budget.total:
-            set_lr(opt, lr_at(step, 50, budget.total, args.lr))
-            rng = np.random.default_rng([args.seed, step])
-            idx = rng.integers(len(clips), size=args.batch_size)
-            masks, hist, _ = palette_masks(clips[idx])                      # (B, 8, T, H, W)
-            loss = loss_on(model, masks, hist, [specs[i] for i in idx], rng)
-            loss.backward()
-            grad_norm = clip_and_step(opt, model.parameters())
-            opt.zero_grad(set_to_none=True)
-            ema.update(model, step)
-            meter.add(step, loss=loss.detach(), grad_norm=grad_norm)
-            step += 1
-            bar.update()
-            if budget.plan(step, dist):
-                bar.total = budget.total
-            if step != budget.total and step % 10 and not stop:
-                continue
-            logged, flags = meter.sync(dist, stop=bool(stop))               # a log point
-            guard.check(logged)
-            log.extend(logged.pop("steps"), **logged)
-            bar.set_postfix(loss=f"{logged['loss'][-1]:.3f}")
-            stopping = flags["stop"]
-            if stopping or step % args.save_every == 0:
-                save()
-            if stopping:
-                break
-    bar.close()
-    save()
-    print(stop.saved_message(path, step) if stopping else f"done: {step} steps; captioner in {path}")
-    return path
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description="The tiny captioner: train it, or caption a folder.")
+    p = argparse.ArgumentParser(description="The tiny captioner: caption a folder, or relabel "
+                                "a manifest (train it with train_captioner.py).")
     sub = p.add_subparsers(dest="what", required=True)
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
-    t = sub.add_parser("train", **fmt, help="train on the tiny world's train clips")
-    t.add_argument("--data", default="tiny_data", help="tiny-world folder")
-    t.add_argument("--out", default="runs/captioner", help="run folder")
-    t.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (wins)")
-    t.add_argument("--batch-size", type=int, default=32, help="clips per step")
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    t.add_argument("--width", type=int, default=16, help="encoder width")
-    t.add_argument("--seed", type=int, default=0, help="init and data order")
-    t.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
     c = sub.add_parser("caption", **fmt, help="caption a folder (or a manifest's media) into "
                        "a manifest the trainers read")
     c.add_argument("--ckpt", default="runs/captioner/ckpt.pt", help="the trained captioner")
@@ -375,17 +318,8 @@ def main(argv=None):
     if args.what == "relabel":
         relabel(args.kind, args.data, args.out, args.seed)
         return
-    if args.what == "train":
-        if not args.steps and not args.minutes:
-            p.error("give --minutes (e.g. 3) or --steps")
-        manifest = os.path.join(args.data, "train", "clips.jsonl")
-        if not os.path.exists(manifest):
-            p.error(f"{manifest} not found; make the tiny data: python -m minivid.world --out "
-                    f"{args.data}")
-        train(args)
-        return
     if not os.path.exists(args.ckpt):
-        p.error(f"--ckpt {args.ckpt} not found; train one: python -m minivid.captioner train "
+        p.error(f"--ckpt {args.ckpt} not found; train one: python train_captioner.py "
                 "--minutes 3")
     try:
         n, skipped = caption_folder(Captioner.load(args.ckpt), args.data, args.out)

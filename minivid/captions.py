@@ -3,7 +3,8 @@ and `parse_caption`, which turns any such text back into the attributes it state
 
 Where it sits: `minivid.world` calls `dense_caption` / `sparse_caption` for every sample;
 `minivid.checker` calls `parse_caption` to know what a prompt asked for, so a generated clip
-can be scored against the words alone.
+can be scored against the words alone. It reads a scene's attribute names only (a `Scene` of
+minivid/scene.py) and imports just the parser, so the world's writer can import it.
 
 The talk's lesson: captions must be dense, "detailed enough that a blind person could
 reconstruct the clip", because a video model takes its prompt literally. A dense caption
@@ -14,6 +15,8 @@ not one template. A sparse caption states only some of it ("a red circle").
     python -m minivid.captions           # prints a few scenes with both captions
 """
 import re
+
+from minivid.prompt_parse import parse
 
 # Each attribute value has several phrasings; the FIRST is the canonical word. The parser
 # matches every phrasing, longest first, so "top left" wins over "left".
@@ -228,14 +231,13 @@ def parse_caption(text):
     position, motion, speed when stated). Any text works, not only the world's own
     templates: the parser is minivid/prompt_parse.py (synonyms, typos, new sentence
     structures; words outside the world's vocabulary are ignored)."""
-    from minivid.prompt_parse import parse  # it reads the world's tables, which import us
     return parse(text).stated()
 
 
 if __name__ == "__main__":
     import numpy as np
 
-    from minivid.world import render, sample_scene  # noqa: F401  (render shows it is real)
+    from minivid.scene import sample_scene
 
     rng = np.random.default_rng(0)
     for frames in (16, 16, 16, 1):

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from minivid.captions import parse_caption
-from minivid.world import BACKGROUNDS, OBJECT_COLOURS, POSITIONS, SIZES
+from minivid.world import BACKGROUNDS, OBJECT_COLOURS, POSITIONS, SIZES, Scene, render
 
 _BG_NAMES, _OBJ_NAMES = list(BACKGROUNDS), list(OBJECT_COLOURS)
 _BG_RGB = np.array([BACKGROUNDS[n] for n in _BG_NAMES], dtype=np.float32)    # (4, 3)
@@ -221,8 +221,6 @@ def adherence(video, target):
 
 
 if __name__ == "__main__":
-    from minivid.world import Scene, render
-
     path = sys.argv[1] if len(sys.argv) > 1 else "tiny_data/val/clips.jsonl"
     rows = [json.loads(line) for line in open(path)]
     a = [adherence(render(Scene.from_dict(r["spec"])), r["caption"]) for r in rows]

@@ -20,27 +20,18 @@ goes to --gif.
     python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt --student runs/distill/ckpt.pt
 """
 import copy
-import json
-import os
 import statistics
-import time
 
 import numpy as np
 import torch
 
-from minivid import checker, distillation, fd
+from minivid import bench, checker, distillation, fd
 from minivid.captions import dense_caption
-from minivid.common import sync_device
 from minivid.data import save_grid
 from minivid.sampling import Pipeline, latent_frames, sample_latents
 from minivid.world import BACKGROUNDS, OBJECT_COLOURS, Scene
 
 KEPT = ("shape", "size", "position", "motion", "speed")
-
-
-def _rows(manifest, n):
-    with open(manifest) as f:
-        return [json.loads(line) for line in f][:n]
 
 
 def _setup(pipe, steps):
@@ -61,7 +52,7 @@ def stage_ms(pipe, prompts, steps, cfg, frames, batch) -> dict:
     cfg_used, step = _setup(pipe, steps)
     cfg = cfg if cfg_used is None else cfg_used
     times = {"text": [], "dit": [], "vae": []}
-    clock = lambda: sync_device(pipe.device) or time.perf_counter()  # noqa: E731 (GPU: wait)
+    clock = lambda: bench.clock(pipe.device)  # noqa: E731 (GPU: wait for queued work)
     # one clip at a time: every prompt once; batched: the same batch twice, the second counts
     chunks = [prompts[i:i + batch] for i in range(0, len(prompts), batch)]
     for chunk in chunks if batch == 1 else chunks[:1] * 2:
@@ -89,10 +80,9 @@ def _quality(pipe, prompts, steps, cfg, frames, probe, f_val, seed=0) -> dict:
     out = {}
     for split, caps in prompts.items():
         videos = pipe.generate(caps, frames, steps, cfg, seed, step)
-        out[f"adherence_{split}"] = float(np.mean([checker.adherence(v, c)
-                                                   for v, c in zip(videos, caps)]))
+        out[f"adherence_{split}"] = bench.adherence(videos, caps)
         if split == "val":
-            out["fvd_val"] = fd.frechet(fd.features(probe, videos), f_val)
+            out["fvd_val"] = bench.fvd(probe, videos, f_val)
     return out
 
 
@@ -135,9 +125,9 @@ def _transfer_scores(videos, specs, edits) -> dict:
 
 def transfer_report(teacher, student, data_dir, n, strength, student_steps, gif=None) -> dict:
     """One-step transfer on n real val clips; the teacher in 100 guided steps for reference."""
-    rows = _rows(os.path.join(data_dir, "val", "clips.jsonl"), n)
+    rows = bench.rows(data_dir, "val", n=n)
     extra = teacher.ckpt["extra"]
-    real, _ = fd.load_clips(os.path.join(data_dir, "val", "clips.jsonl"), frames=extra["frames"],
+    real, _ = fd.load_clips(bench.manifest(data_dir, "val"), frames=extra["frames"],
                             size=extra["latent_hw"][0] * teacher.vae.cfg.patch)
     real = real[:len(rows)]
     specs = [edit_scene(r["spec"], k) for k, r in enumerate(rows)]
@@ -147,16 +137,15 @@ def transfer_report(teacher, student, data_dir, n, strength, student_steps, gif=
     results = {}
     for name, pipe, steps, cfg in (("student", student, student_steps, 1.0),
                                    ("teacher", teacher, 100, 2.0)):
-        t0 = time.perf_counter()
+        t0 = bench.clock()
         videos = pipe.generate(caps, real.shape[1], steps, cfg, 0, _setup(pipe, steps)[1],
                                init=real, strength=strength)
-        out[f"{name}_transfer_ms_per_clip"] = 1e3 * (time.perf_counter() - t0) / len(caps)
+        out[f"{name}_transfer_ms_per_clip"] = 1e3 * (bench.clock() - t0) / len(caps)
         out.update({f"{name}_{k}": v for k, v in
                     _transfer_scores(videos, specs, range(len(specs))).items()})
         results[name] = videos
     # the baseline: the untouched original clip scored against the NEW caption
-    out["original_vs_new_caption"] = float(np.mean([checker.adherence(v, s)
-                                                    for v, s in zip(real, specs)]))
+    out["original_vs_new_caption"] = bench.adherence(real, specs)
     if gif:
         m = 4
         save_grid(gif, np.concatenate([real[:m], results["student"][:m], results["teacher"][:m]]),
@@ -178,12 +167,9 @@ def distill_report(teacher_ckpt, student_ckpt, data_dir="tiny_data", n=128, cfg=
         raise ValueError(f"--teacher {teacher_ckpt} is a distilled student; pass the "
                          "train_dit.py checkpoint it was distilled from")
     frames = teacher.ckpt["extra"]["frames"]
-    prompts = {s: [r["caption"] for r in _rows(os.path.join(data_dir, s, "clips.jsonl"), n)]
-               for s in ("val", "test")}
-    real, _ = fd.load_clips(os.path.join(data_dir, "val", "clips.jsonl"), frames=frames)
-    train, specs = fd.load_clips(os.path.join(data_dir, "train", "clips.jsonl"))
-    probe = fd.load_or_train_probe(data_dir, train, specs)
-    f_val = fd.features(probe, real)
+    prompts = {s: bench.captions(data_dir, s, n=n) for s in ("val", "test")}
+    probe = fd.load_or_train_probe(data_dir)
+    f_val = bench.real_features(probe, data_dir, frames=frames)
     student_steps = sorted(student.distilled["step_counts"], reverse=True)
     out = {"teacher": str(teacher_ckpt), "student": str(student_ckpt), "n": n, "cfg": cfg,
            "student_cfg_folded": student.distilled["cfg"], "threads": torch.get_num_threads()}
@@ -203,3 +189,46 @@ def distill_report(teacher_ckpt, student_ckpt, data_dir="tiny_data", n=128, cfg=
     out["table"] = table
     out.update(transfer_report(teacher, student, data_dir, n, strength, min(student_steps), gif))
     return out
+
+
+# ----------------------------------------------------------------------------- the command
+COLUMNS = [("calls_per_clip", "calls"), ("adherence_val", "adh val"),
+           ("adherence_test", "adh test"), ("fvd_val", "FVD val"), ("ms_b1_total", "ms b1"),
+           ("ms_b1_text", "text"), ("ms_b1_dit", "DiT"), ("ms_b1_vae", "VAE"),
+           ("ms_b64_total", "ms b64"), ("ms_b64_text", "text"), ("ms_b64_dit", "DiT"),
+           ("ms_b64_vae", "VAE")]
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "distill", run, "teacher vs distilled student: calls, ms per clip by "
+                      "stage, adherence, tiny FVD; one-step image-to-image transfer")
+    p.add_argument("--teacher", required=True, help="the train_dit.py checkpoint")
+    p.add_argument("--student", required=True, help="the distill.py checkpoint")
+    p.add_argument("--teacher-steps", type=int, nargs="+", default=[100, 8, 4, 2, 1],
+                   help="teacher Euler step counts to score")
+    p.add_argument("--strength", type=float, default=0.5, help="transfer: noise level of the "
+                   "init clip, in (0, 1]")
+    bench.shared_args(p, "data", "n", "cfg", "gif", "device",
+                      help={"cfg": "the teacher's guidance scale",
+                            "gif": "before/after transfer GIF to write"})
+
+
+def run(args) -> dict:
+    bench.need(args.teacher, "Train one first: python train_dit.py --stage video ... (README)")
+    bench.need(args.student, "Distil one first: python distill.py --teacher <ckpt> --out "
+               "runs/distill")
+    bench.need_data(args.data)
+    fig = distill_report(args.teacher, args.student, args.data, args.n, args.cfg,
+                         args.teacher_steps, args.strength, args.device, args.gif)
+    table = fig.pop("table")
+    bench.print_columns(f"teacher (cfg {args.cfg}, Euler) vs student (guidance "
+                        f"{fig['student_cfg_folded']} folded in), {args.n} prompts per set; ms "
+                        "per clip, one at a time (b1) and 64 at once",
+                        [""] + [h for _, h in COLUMNS],
+                        [(name, [row[k] for k, _ in COLUMNS]) for name, row in table])
+    bench.print_table(f"one-step transfer at strength {args.strength} ({args.n} val clips, "
+                      "edited colour or background)",
+                      [(k, v) for k, v in fig.items() if "transfer" in k
+                       or k == "original_vs_new_caption"])
+    bench.print_json("distill", fig)
+    return fig

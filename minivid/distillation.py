@@ -33,7 +33,12 @@ the whole loss is one MSE against recorded numbers. The price: teacher trajector
 (Euler) or 2K - 1 (Heun) guided teacher calls per sample, and the student can only be as
 good as the teacher's K-step ODE solution.
 
-    loss = distillation.distill_loss(student, traj, step_counts=(1, 2, 4, 8), text=f, text_mask=m)
+An extension teacher (train_extend.py: clip N+1 given the packed history of clips 1..N,
+minivid/extend.py) is distilled on continuations: `Continuations` lays its bank out over the
+long train clips and every history length, and gives each trajectory the history it continues.
+
+    n, i = distillation.pick_segments(K, (1, 2, 4, 8), B)               # a jump per example
+    loss = distillation.distill_loss(student, traj, n, i, text=f, text_mask=m)
     x0 = flow.sample(student, noise, dict(text=f, text_mask=m), None, 1.0, steps=2,
                      step=distillation.student_step)                  # exactly 2 DiT calls
 
@@ -41,11 +46,17 @@ good as the teacher's K-step ODE solution.
     torchrun --standalone --nproc_per_node 8 distill.py --teacher ... --out ...  # multi-GPU
     OMP_NUM_THREADS=1 python -m pytest tests/test_14_distillation.py -q     # the walkthrough
 """
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from minivid import flow
+from minivid import extend, flow
+from minivid.captions import strip_motion
 from minivid.checkpoint import load_state_strict
+from minivid.history import Context
 
 STEP_KEYS = "d_embed."  # the only weights a student has and its teacher lacks
 
@@ -97,15 +108,18 @@ def segment_targets(traj, n, i):
     return x_t, t, d, (x_t - x_next) / d.view(-1, *[1] * (x_t.dim() - 1))
 
 
-def distill_loss(student, traj, step_counts=(1, 2, 4, 8), generator=None, **cond):
-    """MSE between the student's average velocity u(x_t, t, d) and the teacher's, u*, on one
-    random jump per example. cond: the CONDITIONAL inputs only (B rows, e.g. text and
-    text_mask); guidance is already in the targets.
+def distill_loss(student, traj, n, i, device=None, **inputs):
+    """MSE between the student's average velocity u(x_t, t, d) and the teacher's,
+    u* = (x_t - x_{t-d}) / d, on the jumps (n, i) of pick_segments, one per example.
 
-    traj: (K+1, B, ...) teacher trajectories; returns a scalar loss."""
-    n, i = pick_segments(traj.shape[0] - 1, step_counts, traj.shape[1], generator, traj.device)
-    x_t, t, d, target = segment_targets(traj, n, i)
-    u = student(x_t, t, d=d, **cond)
+    traj:   (K+1, B, ...) teacher trajectories; n, i: (B,) from pick_segments
+    device: where the student runs (the trajectories may stay on the host: only the B picked
+            jumps move); None: traj's device
+    inputs: the CONDITIONAL inputs only (B rows, e.g. text and text_mask); guidance is
+            already in the targets
+    returns a scalar loss"""
+    x_t, t, d, target = (a.to(device) for a in segment_targets(traj, n, i))
+    u = student(x_t, t, d=d, **inputs)
     return F.mse_loss(u.float(), target.float())
 
 
@@ -136,3 +150,100 @@ def load_teacher(student: torch.nn.Module, teacher_state: dict) -> None:
         raise ValueError("the student has no step-size embedding; build it from "
                          "student_config(teacher_config) (DiTConfig.step_input=True)")
     load_state_strict(student, {**teacher_state, **own}, "teacher")
+
+
+# ----------------------------------------------------------------------------- the bank
+# distill.py records the trajectories ONCE, for N train captions, before training: the bank.
+def bank_noise(seed: int, shape, stream: int | None = None) -> torch.Tensor:
+    """The bank's start points (host), from its own stream mixed from (seed, "bank"[, stream]):
+    NOT torch.manual_seed(seed), which is what sampling and `evaluate` draw their noise from,
+    so evaluation never starts from a noise tensor the student was trained on."""
+    entropy = [seed, 0xBA4C] + ([] if stream is None else [stream])
+    bank_seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+    return torch.randn(shape, generator=torch.Generator().manual_seed(bank_seed))
+
+
+@torch.no_grad()
+def teacher_bank(teacher, ids, mask, noise, K: int, cfg: float, context=None, batch: int = 64,
+                 desc: str = "teacher trajectories", progress: bool = True) -> torch.Tensor:
+    """The GUIDED teacher's trajectories for N captions, `batch` at a time, kept on the host.
+
+    teacher:   {"text": TextEncoder, "dit": DiT}, eval mode, on its device
+    ids, mask: (N, L) the tokenized captions; noise: (N, C, T, h, w) the start points
+    cfg:       the guidance scale folded into the student (the null caption is the other half)
+    context:   None, or rows (a slice of 0..N-1) -> the history those rows continue (a
+               Context on the device: an extension teacher; it conditions both halves)
+    returns    (K+1, N, C, T, h, w)"""
+    device = next(teacher["dit"].parameters()).device
+    parts = []
+    for s in tqdm(range(0, len(ids), batch), desc=desc, disable=not progress):
+        r = slice(s, s + batch)
+        m = mask[r].to(device)
+        text = teacher["text"](ids[r].to(device), m)                          # (B, L, D)
+        null, null_mask = teacher["text"].encode([""] * len(m), allow_empty=True,
+                                                 length=m.shape[1])
+        cond, uncond = dict(text=text, text_mask=m), dict(text=null, text_mask=null_mask)
+        if context is not None:
+            cond["cond"] = context(r)
+        f = lambda x, t: flow.velocity(teacher["dit"], x, t, cond, uncond, cfg)  # noqa: E731
+        parts.append(teacher_trajectories(f, noise[r].to(device), K).cpu())  # (K+1, B, ...)
+    return torch.cat(parts, dim=1)
+
+
+# ----------------------------------------------------------------------------- continuations
+@dataclass
+class Continuations:
+    """An extension teacher's bank layout: trajectory j makes the clip after `hc[j]` clips of
+    long train clip `clip[j]`, from the caption `captions[j]` (that clip's own).
+
+    history: (M, C, 1 + 4 clips, h, w) the long clips' latents, noised to `tau` (M,) as
+             sampling noises every history (extend.SAMPLE_NOISE)
+    clip, hc: (N,) long clip and history length (0 .. clips - 1) of each trajectory"""
+    history: torch.Tensor
+    tau: torch.Tensor
+    clip: torch.Tensor
+    hc: torch.Tensor
+    captions: list[str]
+
+    @property
+    def clips(self) -> int:
+        """Clips per long clip: the history lengths are 0 .. clips - 1."""
+        return (self.history.shape[2] - 1) // extend.NEW
+
+    def rows(self, hc: int) -> torch.Tensor:
+        """(N / clips,) the trajectories with hc clips of history: the bank of that length."""
+        return torch.nonzero(self.hc == hc)[:, 0]
+
+    def frames(self, hc: int) -> int:
+        """Latent frames the teacher makes after hc clips: a first clip 5, a later one 4."""
+        return extend.FIRST if hc == 0 else extend.NEW
+
+    def context(self, rows, hc: int, device=None) -> Context | None:
+        """The packed history of trajectories `rows`, all with hc clips of it (None: hc = 0)."""
+        history, _ = extend.split_example(self.history[self.clip[rows]], hc)  # (B, C, L, h, w)
+        ctx = extend.build_context(history, "pack", t=self.tau[self.clip[rows]])
+        return None if ctx is None else ctx.to(device)
+
+
+def continuations(cache: dict, order, n: int, seed: int, shift: float,
+                  scale: float) -> Continuations:
+    """Lay n trajectories over the long clips of a latent cache (with clip_captions), taken in
+    `order`: trajectory j continues long clip order[j // clips] after j % clips clips, so every
+    history length gets n / clips of them. shift, scale: the teacher's latent normalisation."""
+    history = (cache["latents"].float() - shift) / scale                  # (M, C, T, h, w) clean
+    tau = torch.full((len(history),), extend.SAMPLE_NOISE)  # drawn once, like a sampled history
+    history = extend.noise_history(history, tau, torch.Generator().manual_seed(seed + 1))
+    clips = (history.shape[2] - 1) // extend.NEW
+    if any(len(r) != clips - 1 for r in cache["clip_captions"]):
+        raise ValueError("the latent cache has long clips without one caption per continuation "
+                         "clip (clip_captions); make them with python -m minivid.world")
+    clip = torch.tensor([order[(j // clips) % len(order)] for j in range(n)])  # (n,)
+    hc = torch.arange(n) % clips                                               # (n,)
+    captions = [([cache["captions"][i]] + cache["clip_captions"][i])[k]
+                for i, k in zip(clip.tolist(), hc.tolist())]
+    # a share of the continuations get the caption without motions (who is in it only), as in
+    # train_extend.py: what one-prompt long videos give their later clips
+    who_only = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < extend.P_WHO_ONLY
+    captions = [strip_motion(c) if w and k else c
+                for c, w, k in zip(captions, who_only.tolist(), hc.tolist())]
+    return Continuations(history, tau, clip, hc, captions)

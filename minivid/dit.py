@@ -27,19 +27,17 @@ https://arxiv.org/abs/2310.00426):
   shift, scale and gate per channel; the gates start at zero so every block starts as the
   identity and the untrained model predicts v = 0.
 - Cross-attention to the text tokens (with their padding mask) after self-attention.
-- Clean conditioning frames (clip extension, minivid/extend.py; image-to-video): `cond` is
-  the history, (B, C, Tc, H, W) full-resolution frames or a `Context` of pieces, each with
-  its own patch kernel (FramePack-style: older frames coarser, 2x and 4x in time and space;
-  a coarse kernel starts as "average-pool, then the full embedding"). Its tokens go BEFORE
-  the noisy ones; the newest history frame is frame 0 and the noisy frames 1..T, the numbers
-  the video stage trained on; coarse tokens get the mean position of what they cover.
-  Clean tokens are modulated by adaLN at the history's time (0, or the little noise it was
-  given: Context.t; the noisy ones at t): per-token
-  timesteps as in diffusion forcing, so the video model reads its history as the nearly
-  clean frames it already knows. (A first version marked them only by an added learned
-  `clean` vector, at the noisy tokens' t; it kept identity across clips far worse, see the
-  README; the vector stays, trained.) They reach the output only through attention, and
-  only the noisy frames' tokens are decoded.
+- Clean conditioning tokens (`cond`): tokens the network reads but does not denoise, in
+  FRONT of the noisy ones: clean latent frames (B, C, Tc, H, W) embedded like x
+  (image-to-video), or a `Prefix` of tokens someone else embedded (clip extension's packed
+  history, minivid/history.py, with its own coarse patch kernels). Their frames are numbered
+  so that the newest clean frame is frame 0 and the noisy frames 1..T, the numbers the video
+  stage trained on. Clean tokens are modulated by adaLN at THEIR time (0, or the little noise
+  they were given: Prefix.t; the noisy ones at t): per-token timesteps as in diffusion
+  forcing, so the video model reads them as the nearly clean frames it already knows. (A
+  first version marked them only by an added learned `clean` vector, at the noisy tokens' t;
+  it kept identity across clips far worse, see the README; the vector stays, trained.) They
+  reach the output only through attention, and only the noisy frames' tokens are decoded.
 - Step size (distilled students only, `step_input=True`): a few-step student
   (minivid/distillation.py) also gets the jump size d, embedded like t and added to the
   adaLN condition; its embedding starts at exactly zero, so a student loaded with the
@@ -54,6 +52,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
 from minivid.rope import apply_rope, rope_angles
@@ -70,8 +69,10 @@ class DiTConfig:
     mlp_ratio: int = 4
     grad_checkpoint: bool = False  # activation checkpointing of each block when training
     step_input: bool = False  # a distilled student: forward takes the step size d as well
-    # Coarse patch embeddings for packed history (clip extension, minivid/extend.py): kernel
-    # k embeds k latent frames x (k p)^2 pixels of latent as ONE token. () = none.
+    # Coarse patch kernels of a packed history (clip extension): kernel k embeds k latent
+    # frames x (k p)^2 latent pixels as ONE token. The DiT itself does not use them: they are
+    # built, initialised and applied by minivid/history.py (add_context_kernels), and kept
+    # here so that a checkpoint's config rebuilds them. () = none.
     context_kernels: tuple = ()
 
 
@@ -83,67 +84,28 @@ PRESETS = {
 
 
 def patchify(x, p: int):
-    """(B, C, T, H, W) -> (B, T * H/p * W/p, C * p * p), tokens ordered (t, h, w)."""
-    B, C, T, H, W = x.shape
-    x = x.reshape(B, C, T, H // p, p, W // p, p)
-    x = x.permute(0, 2, 3, 5, 1, 4, 6)                    # (B, T, H/p, W/p, C, p, p)
-    return x.reshape(B, T * (H // p) * (W // p), C * p * p)
+    """(B, C, T, H, W) -> (B, T * H/p * W/p, C * p * p): one token per p x p patch of a frame,
+    tokens ordered (t, h, w), features (c, y, x)."""
+    return rearrange(x, "B C T (h y) (w x) -> B (T h w) (C y x)", y=p, x=p)
 
 
 def unpatchify(x, p: int, T: int, H: int, W: int):
     """(B, T * H/p * W/p, C * p * p) -> (B, C, T, H, W), the inverse of patchify."""
-    B, N, _ = x.shape
-    x = x.reshape(B, T, H // p, W // p, -1, p, p)        # (B, T, H/p, W/p, C, p, p)
-    x = x.permute(0, 4, 1, 2, 5, 3, 6)                    # (B, C, T, H/p, p, W/p, p)
-    return x.reshape(B, -1, T, H, W)
-
-
-def patchify_coarse(x, p: int, k: int):
-    """(B, C, T, H, W) -> (B, T/k * H/(kp) * W/(kp), C * k * kp * kp): one token per k frames
-    x kp x kp latent pixels, tokens ordered (t, h, w), features ordered (c, dt, dy, dx).
-    k = 1 is `patchify`."""
-    B, C, T, H, W = x.shape
-    q = k * p
-    x = x.reshape(B, C, T // k, k, H // q, q, W // q, q)
-    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)                 # (B, T/k, H/q, W/q, C, k, q, q)
-    return x.reshape(B, (T // k) * (H // q) * (W // q), C * k * q * q)
+    return rearrange(x, "B (T h w) (C y x) -> B C T (h y) (w x)", T=T, h=H // p, y=p, x=p)
 
 
 @dataclass
-class Context:
-    """Clean history for clip extension: groups of latent frames, each embedded with its own
-    kernel. pieces: list of (z (B, C, Tp, H, W), k, pos (Tp,) float frame positions), Tp a
-    multiple of k. The newest history frame sits at position 0; the noisy frames that
-    continue it are 1, 2, ... (minivid/extend.py builds these; `full` is one k = 1 piece).
-    t: (B,) the flow time the history is at (a little noise makes a model robust to the
-    flaws of its own past clips, minivid/extend.py), None = 0: exactly clean."""
-    pieces: list
+class Prefix:
+    """Clean tokens in front of the noisy ones: conditioning the DiT reads but never denoises.
+
+    tokens: (B, Nc, D) embedded tokens, their 2-D space position already added
+    frame:  (Nc,) float frame position of each token: the newest clean frame is 0, so the
+            noisy frames after it are 1..T (a coarse token: the mean of the frames it covers)
+    t:      (B,) the flow time the tokens are at (a little noise), or None: 0, exactly clean
+    """
+    tokens: torch.Tensor
+    frame: torch.Tensor
     t: torch.Tensor | None = None
-
-    @staticmethod
-    def frames(z):
-        """Full-resolution history z (B, C, Tc, H, W) at positions -(Tc - 1) .. 0."""
-        Tc = z.shape[2]
-        return Context([(z, 1, torch.arange(1 - Tc, 1, dtype=torch.float32))])
-
-    def cat(self, other):
-        """Concatenate two contexts of the same layout along the batch (guidance halves)."""
-        t = None if self.t is None else torch.cat([self.t, other.t])
-        return Context([(torch.cat([a, b]), k, pos)
-                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)], t)
-
-    def __getitem__(self, rows):
-        return Context([(z[rows], k, pos) for z, k, pos in self.pieces],
-                       None if self.t is None else self.t[rows])
-
-    def to(self, device):
-        return Context([(z.to(device), k, pos.to(device)) for z, k, pos in self.pieces],
-                       None if self.t is None else self.t.to(device))
-
-    def tokens(self, patch: int) -> int:
-        """Tokens this context adds to the DiT's sequence."""
-        return sum((z.shape[2] // k) * (z.shape[3] // (k * patch)) * (z.shape[4] // (k * patch))
-                   for z, k, _ in self.pieces)
 
 
 def sincos_1d(pos, dim: int):
@@ -265,9 +227,9 @@ class DiT(nn.Module):
         self.text_proj = nn.Linear(cfg.text_dim, D)     # text features -> DiT width
         self.pool_proj = nn.Linear(cfg.text_dim, D)     # pooled caption -> adaLN condition
         self.clean = nn.Parameter(torch.zeros(D))       # added to clean conditioning tokens
-        # FramePack-style coarse kernels for old history frames (each its own embedding)
-        self.ctx_embed = nn.ModuleDict({str(k): nn.Linear(C * k * (k * p) ** 2, D)
-                                        for k in cfg.context_kernels})
+        # Patch embeddings of other shapes for clean tokens, filled by what embeds them (clip
+        # extension's coarse kernels: minivid/history.py), so their weights live here too.
+        self.ctx_embed = nn.ModuleDict()
         self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio)
                                     for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -305,56 +267,86 @@ class DiT(nn.Module):
         # zero-mean latents, i.e. the best constant guess.
         for m in (self.final_ada[1], self.final):
             nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
-        self.init_context_kernels()
 
-    @torch.no_grad()
-    def init_context_kernels(self):
-        """Each coarse kernel starts as: average-pool its k x kp x kp block down to one p x p
-        patch, then apply the full-resolution embedding. As weights: the full kernel copied to
-        every (dt, dy, dx) it pools, divided by the k^3 values averaged. So a coarse token
-        starts as the full model's token of the blurred frames (FramePack initialises its
-        coarse projections from the full one the same way); training refines it."""
-        W = self.x_embed.weight                                # (D, C p p), features (c, y, x)
-        D, C, p = W.shape[0], self.cfg.in_channels, self.cfg.patch
-        for key, lin in self.ctx_embed.items():
-            k = int(key)
-            Wk = W.view(D, C, 1, p, 1, p, 1).expand(D, C, k, p, k, p, k) / k ** 3
-            # (D, C, dt, y, ky, x, kx) -> features (c, dt, dy = y k + ky, dx = x k + kx)
-            lin.weight.copy_(Wk.reshape(D, C * k * (k * p) ** 2))
-            lin.bias.copy_(self.x_embed.bias)
+    def embed(self, z):
+        """Latent frames (B, C, T, H, W) -> tokens (B, T * S, D): the patch embedding plus the
+        fixed 2-D sin-cos position of each patch (S = H/p * W/p tokens per frame)."""
+        p = self.cfg.patch
+        table = sincos_2d(z.shape[3] // p, z.shape[4] // p, self.cfg.dim, z.device)  # (S, D)
+        return self.x_embed(patchify(z, p)) + table.repeat(z.shape[2], 1)          # (B, T S, D)
 
     def forward(self, x, t, text, text_mask, cond=None, d=None):
         """
-        x:         (B, C, T, H, W) noisy latents at time t (H, W even)
+        x:         (B, C, T, H, W) noisy latents at time t (H, W divisible by the patch)
         t:         (B,) flow time in [0, 1]: 0 = data, 1 = noise (minivid/flow.py)
         text:      (B, L, Dt) text features from minivid.text.TextEncoder
         text_mask: (B, L) bool, True for real tokens
-        cond:      clean history that x continues, or None: (B, C, Tc, H, W) full-resolution
-                   frames, or a Context (packed history, minivid/extend.py)
+        cond:      clean conditioning in front of x, or None: clean latent frames (B, C, Tc,
+                   H, W), a Prefix, or an object that embeds itself (see `prefix`)
         d:         (B,) step size of a distilled student's jump (only with step_input=True);
                    None adds nothing: the step_input model then runs its teacher pathway
         returns    (B, C, T, H, W) predicted velocity (noise - data) for the noisy frames
         """
+        self.check_inputs(x, text, text_mask, d)
+        B, C, T, H, W = x.shape
+        pre = self.prefix(cond, x.shape)                               # Prefix or None
+        Nc = 0 if pre is None else pre.tokens.shape[1]                 # clean tokens in front
+        S = (H // self.cfg.patch) * (W // self.cfg.patch)              # tokens per frame
+        h = self.embed(x)                                              # (B, T * S, D)
+        first = 1 if Nc else 0    # after clean tokens the noisy frames are 1..T, else 0..T-1
+        frame = torch.arange(first, first + T, device=x.device).float().repeat_interleave(S)
+        if Nc:                    # clean tokens first, marked by the learned `clean` vector
+            h = torch.cat([pre.tokens, h], dim=1)                      # (B, N, D), N = Nc + T S
+            is_clean = torch.arange(h.shape[1], device=h.device) < Nc  # (N,)
+            h = h + is_clean[:, None] * self.clean                     # (B, N, D)
+            frame = torch.cat([pre.frame.to(x.device), frame])         # (N,)
+        rope = None
+        if Nc or T > 1:           # an image alone gets neither: exactly the 2-D DiT
+            rope = rope_angles(frame, self.cfg.dim // self.cfg.heads)
+            h = h + frame_offset(frame, self.cfg.dim)                  # (B, N, D)
+        c, c_clean = self.condition(t, text, text_mask, d, pre)        # (B, D), (B, D) or None
+        ctx = self.text_proj(text)                                     # (B, L, D)
+        for block in self.blocks:
+            if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
+                h = checkpoint(block, h, c, ctx, text_mask, rope, c_clean, Nc, use_reentrant=False)
+            else:
+                h = block(h, c, ctx, text_mask, rope, c_clean, Nc)
+        h = h[:, Nc:]                                                  # (B, T * S, D)
+        shift, scale = self.final_ada(c).chunk(2, dim=1)               # 2 x (B, D)
+        h = modulate(self.final_norm(h), shift[:, None], scale[:, None])  # (B, T * S, D)
+        return unpatchify(self.final(h), self.cfg.patch, T, H, W)      # (B, C, T, H, W)
+
+    def prefix(self, cond, shape) -> Prefix | None:
+        """`cond` -> the clean tokens it puts in front of x (of shape (B, C, T, H, W)), or None.
+        Clean latent frames (B, C, Tc, H, W) are embedded like x, at frames -(Tc - 1) .. 0; a
+        Prefix is taken as it is; any other object embeds itself with this DiT's weights:
+        cond.prefix(dit, shape) -> Prefix (clip extension's packed history, minivid/history.py)."""
+        B, C, T, H, W = shape
+        if torch.is_tensor(cond):
+            if cond.shape[:2] != (B, C) or cond.shape[3:] != (H, W):
+                raise ValueError(f"clean frames {tuple(cond.shape)} must match x {tuple(shape)} "
+                                 "in batch, channels and H, W")
+            frame = torch.arange(1 - cond.shape[2], 1, device=cond.device).float()  # (Tc,)
+            cond = Prefix(self.embed(cond), frame.repeat_interleave(H * W // self.cfg.patch ** 2))
+        elif cond is not None and not isinstance(cond, Prefix):
+            cond = cond.prefix(self, shape)
+        if cond is None or cond.tokens.shape[1] == 0:                  # no clean tokens: none
+            return None
+        Nc = cond.tokens.shape[1]
+        if (cond.tokens.shape != (B, Nc, self.cfg.dim) or cond.frame.shape != (Nc,)
+                or (cond.t is not None and cond.t.shape != (B,))):
+            raise ValueError(f"clean tokens {tuple(cond.tokens.shape)}, frames "
+                             f"{tuple(cond.frame.shape)}: expected (B, Nc, D) = ({B}, Nc, "
+                             f"{self.cfg.dim}), one frame per token and a time t of shape ({B},)")
+        return cond
+
+    def check_inputs(self, x, text, text_mask, d) -> None:
+        """Refuse what forward cannot use, naming the fix."""
         B, C, T, H, W = x.shape
         p = self.cfg.patch
         if C != self.cfg.in_channels or H % p or W % p:
             raise ValueError(f"latents {tuple(x.shape)}: expected C = {self.cfg.in_channels} "
                              f"and H, W divisible by patch = {p}; check the VAE/latent cache")
-        if torch.is_tensor(cond):
-            cond = Context.frames(cond)                     # full resolution, ends at frame 0
-        if cond is not None and cond.t is not None and cond.t.shape != (B,):
-            raise ValueError(f"context time {tuple(cond.t.shape)}: expected one per sample, ({B},)")
-        for z, k, pos in cond.pieces if cond is not None else []:
-            q = k * p
-            if (z.shape[0] != B or z.shape[1] != C or z.shape[3:] != x.shape[3:] or z.shape[2] % k
-                    or H % q or W % q or pos.shape != (z.shape[2],)):
-                raise ValueError(f"context piece {tuple(z.shape)} (kernel {k}) must match x "
-                                 f"{tuple(x.shape)} in batch, channels and H, W, with a frame "
-                                 f"count divisible by {k}, H and W by {q}, one position per frame")
-            if k != 1 and str(k) not in self.ctx_embed:
-                raise ValueError(f"context kernel {k}: this DiT has coarse kernels "
-                                 f"{self.cfg.context_kernels}; build it with "
-                                 f"DiTConfig(context_kernels=(2, 4)) (train_dit.py --stage extend)")
         if text.shape[-1] != self.cfg.text_dim or text_mask.shape != text.shape[:2]:
             raise ValueError(f"text {tuple(text.shape)} / text_mask {tuple(text_mask.shape)}: "
                              f"expected (B, L, {self.cfg.text_dim}) and (B, L); set "
@@ -366,58 +358,19 @@ class DiT(nn.Module):
         if d is not None and d.shape != (B,):
             raise ValueError(f"d {tuple(d.shape)}: expected one step size per sample, ({B},)")
 
-        # Clean context tokens first (each piece with its kernel, its space table pooled to
-        # match), then the noisy frames: frames 1..T after a context, 0..T-1 without one
-        # (so a first clip and a continuation clip both number their new frames as the video
-        # stage trained them, and the newest history frame plays the first frame's part).
-        table = sincos_2d(H // p, W // p, self.cfg.dim, x.device)     # (H/p * W/p, D)
-        parts, frame = [], []
-        for z, k, pos in cond.pieces if cond is not None else []:
-            embed = self.x_embed if k == 1 else self.ctx_embed[str(k)]
-            tok = embed(patchify_coarse(z, p, k))                       # (B, Tp/k * Sk, D)
-            space = table.view(H // (k * p), k, W // (k * p), k, -1).mean((1, 3)).flatten(0, 1)
-            Sk = space.shape[0]                                         # tokens per group
-            parts.append(tok + space.repeat(z.shape[2] // k, 1))
-            frame.append(pos.to(x.device).view(-1, k).mean(1).repeat_interleave(Sk))
-        Nc = sum(t.shape[1] for t in parts)                             # clean tokens
-        S = (H // p) * (W // p)                                         # tokens per noisy frame
-        first = 1 if Nc else 0                                          # an empty context is none
-        parts.append(self.x_embed(patchify(x, p)) + table.repeat(T, 1))  # (B, T * S, D)
-        frame.append(torch.arange(first, first + T, device=x.device).float().repeat_interleave(S))
-        h = torch.cat(parts, dim=1)                                     # (B, N, D)
-        frame = torch.cat(frame)                                        # (N,) float
-        if Nc:
-            is_clean = torch.arange(h.shape[1], device=h.device) < Nc   # (N,)
-            h = h + is_clean[:, None] * self.clean                      # (B, N, D)
-        rope = None
-        if Nc or T > 1:
-            rope = rope_angles(frame, self.cfg.dim // self.cfg.heads)
-            h = h + frame_offset(frame, self.cfg.dim)                   # (B, N, D)
-
+    def condition(self, t, text, text_mask, d, pre):
+        """The adaLN conditions (B, D): c, of the noisy tokens, is time t + the mean-pooled
+        caption (+ the step size d); c_clean, of the clean tokens, is the same at the prefix's
+        own time (0, or the little noise it was given), or None without clean tokens."""
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
-        te = self.t_embed(t)                                            # (B, D)
-        c = te + self.pool_proj(pooled)                                 # (B, D)
+        te = self.t_embed(t)                                           # (B, D)
+        c = te + self.pool_proj(pooled)                                # (B, D)
         if d is not None:
-            c = c + self.d_embed(d)                                     # (B, D)
-        # Clean context tokens are modulated as what they are: frames at time t = 0, which the
-        # video model already knows how to read (its own nearly clean frames), while the
-        # noisy tokens get time t. Two adaLN conditions, chosen per token.
-        c_clean = None
-        if Nc:
-            t_ctx = torch.zeros_like(t) if cond.t is None else cond.t.to(t.dtype)
-            c_clean = c - te + self.t_embed(t_ctx)                      # (B, D)
-        ctx = self.text_proj(text)                                      # (B, L, D)
-        for block in self.blocks:
-            if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
-                h = checkpoint(block, h, c, ctx, text_mask, rope, c_clean, Nc,
-                               use_reentrant=False)
-            else:
-                h = block(h, c, ctx, text_mask, rope, c_clean, Nc)
-
-        h = h[:, Nc:]                                                   # (B, T * S, D)
-        shift, scale = self.final_ada(c).chunk(2, dim=1)                # 2 x (B, D)
-        h = self.final(modulate(self.final_norm(h), shift[:, None], scale[:, None]))
-        return unpatchify(h, p, T, H, W)                                # (B, C, T, H, W)
+            c = c + self.d_embed(d)                                    # (B, D)
+        if pre is None:
+            return c, None
+        t_clean = torch.zeros_like(t) if pre.t is None else pre.t.to(t.dtype)
+        return c, c - te + self.t_embed(t_clean)                       # (B, D)
 
     def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0, Nc: int | None = None) -> int:
         """Training FLOPs (forward + backward) of one sample; for MFU multiply by the batch,

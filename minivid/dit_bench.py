@@ -33,29 +33,25 @@ An image checkpoint (stage image) is scored on the images.jsonl prompts with fra
 """
 import json
 import os
-import time
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from minivid import checker, flow
+from minivid import bench, checker, fd, flow
 from minivid.captions import dense_caption
-from minivid.common import autocast, measure_matmul_peak, pick_precision, sync_device
+from minivid.checkpoint import load_checkpoint
+from minivid.common import autocast, measure_matmul_peak, pick_precision
 from minivid.data import to_uint8
 from minivid.latents import roundtrip
 from minivid.sampling import Pipeline
 from minivid.t2v import FlowLoss, build_model, make_config
+from minivid.text import build_vocab
 from minivid.training import adamw, clip_and_step
-from minivid.world import Obj, Scene
+from minivid.world import Obj, Scene, sample_scene
 
 HANDWRITTEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "prompts", "dense_prompts.jsonl")
-
-
-def _captions(manifest, n):
-    with open(manifest) as f:
-        return [json.loads(line)["caption"] for line in f][:n]
 
 
 def train_speed(config: dict, shape: tuple[int, int, int, int], captions: list[str],
@@ -82,31 +78,26 @@ def train_speed(config: dict, shape: tuple[int, int, int, int], captions: list[s
     x0, noise = torch.randn(2, B, C, T, h, w, device=device)
     t = flow.sample_t(B, device)
     flops = loss_fn.flops(B, T, h, w, L)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    memory = bench.Peak(device)  # CUDA: what the tensors needed; CPU: the process's peak RSS
+    memory.reset()
     times = []
     for i in range(steps + 2):  # the first two warm up (allocation, kernel choice, compile)
-        t0 = time.perf_counter()
+        t0 = bench.clock()
         with autocast(device, dtype):
             loss = loss_fn(x0, noise, t, ids, mask)
         loss.backward()
         clip_and_step(opt, params)
         opt.zero_grad(set_to_none=True)
-        sync_device(device)
-        times.append(time.perf_counter() - t0)
+        times.append(bench.clock(device) - t0)
     step_s = float(np.median(times[2:]))
-    if device.type == "cuda":  # what the tensors of this run needed at most
-        peak_mem = torch.cuda.max_memory_allocated(device)
-    else:  # the whole process's peak resident memory (Linux reports KiB): an upper bound
-        import resource
-        peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_mem = memory.mb()
     peak = measure_matmul_peak(device, dtype)
     S = T * (h // model["dit"].cfg.patch) * (w // model["dit"].cfg.patch)
     return {"precision": str(dtype).replace("torch.", ""),
             "train_tokens_per_s": B * S / step_s, "train_samples_per_s": B / step_s,
             "train_gflops": flops / step_s / 1e9, "peak_gflops": peak / 1e9,
             "mfu": flops / step_s / peak, "train_batch": B, "train_step_s": step_s,
-            "peak_mem_mb": peak_mem / 2**20, "tokens_per_sample": S}
+            "peak_mem_mb": peak_mem, "tokens_per_sample": S}
 
 
 def throughput(preset: str = "tiny", frames: int = 5, latent_hw: int = 8, channels: int = 3,
@@ -115,11 +106,8 @@ def throughput(preset: str = "tiny", frames: int = 5, latent_hw: int = 8, channe
     """Training throughput of a DiT preset with no checkpoint and no data: random weights,
     random latents of (channels, frames, latent_hw, latent_hw), tiny-world-like captions.
     The numbers depend on the shapes, not on what the weights have learned."""
-    from minivid import captions as caps, world
-    from minivid.text import build_vocab
-
     rng = np.random.default_rng(0)
-    texts = [caps.dense_caption(world.sample_scene(rng, "train", 16), rng) for _ in range(64)]
+    texts = [dense_caption(sample_scene(rng, "train", 16), rng) for _ in range(64)]
     config = make_config(preset, build_vocab(texts), channels)
     out = {"preset": preset, "shape": f"{channels}x{frames}x{latent_hw}x{latent_hw}",
            "device": str(device), "compile": compile, "threads": torch.get_num_threads()}
@@ -141,12 +129,10 @@ def _by_attribute(videos, caps, steps) -> dict:
 def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100), n=128,
                cfg=2.0, seed=0, sampler="euler", device="cpu", vae=None) -> dict:
     """Adherence (val, test) and FD vs floor at each step count, plus training speed/MFU."""
-    from minivid import fd
-
     pipe = Pipeline(ckpt, vae, device)
     frames = pipe.ckpt["extra"]["frames"]
     kind = "clips" if frames > 1 else "images"
-    prompts = {s: _captions(os.path.join(data_dir, s, f"{kind}.jsonl"), n) for s in ("val", "test")}
+    prompts = {s: bench.captions(data_dir, s, kind, n) for s in ("val", "test")}
     if kind == "clips" and os.path.exists(HANDWRITTEN):  # dense, in sentences of people's own
         with open(HANDWRITTEN) as f:                     # structures; 4 noise draws each
             rows = [json.loads(line) for line in f] * 4
@@ -157,34 +143,32 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
             Obj(o["shape"], o["colour"], o["size"], o["position"], o["motion"], o.get("speed", ""))
             for o in r["expect"]["objects"]]), rng) for r in rows]
     out = {"ckpt": str(ckpt), "frames": frames, "cfg": cfg, "sampler": sampler, "n": n}
-    real, _ = fd.load_clips(os.path.join(data_dir, "val", f"{kind}.jsonl"), frames=frames)
+    real, _ = fd.load_clips(bench.manifest(data_dir, "val", kind), frames=frames)
     if kind == "clips":
-        train, specs = fd.load_clips(os.path.join(data_dir, "train", "clips.jsonl"))
+        train, specs = fd.load_clips(bench.manifest(data_dir, "train"))
         probe = fd.load_or_train_probe(data_dir, train, specs)
         f_val = fd.features(probe, real)
         # Same number of clips as generated: the FD estimate's bias depends on it.
         out["fd_floor_train_vs_val"] = fd.frechet(fd.features(probe, train[:n]), f_val)
         # ... and what the VAE alone costs: its reconstructions of those train clips.
-        out["fd_vae_recon_train_vs_val"] = fd.frechet(
-            fd.features(probe, to_uint8(roundtrip(pipe.vae, train[:n]))), f_val)
+        out["fd_vae_recon_train_vs_val"] = bench.fvd(
+            probe, to_uint8(roundtrip(pipe.vae, train[:n])), f_val)
     # The ceiling: what the checker sees in the VAE's reconstructions of the real val media.
     recon = to_uint8(roundtrip(pipe.vae, real[:n]))
-    out["adherence_vae_recon_val"] = float(np.mean(
-        [checker.adherence(v, c) for v, c in zip(recon, prompts["val"])]))
+    out["adherence_vae_recon_val"] = bench.adherence(recon, prompts["val"])
     if kind == "clips":  # ... and the FD ceiling: a perfect DiT would emit exactly these
-        out["fd_vae_recon_val"] = fd.frechet(fd.features(probe, recon), f_val)
+        out["fd_vae_recon_val"] = bench.fvd(probe, recon, f_val)
     for steps in steps_list:
         seconds = 0.0  # sampling alone: the checker and the FD probe are not the model's cost
         for split, caps in prompts.items():
-            t0 = time.perf_counter()
+            t0 = bench.clock()
             videos = pipe.generate(caps, frames, steps, cfg, seed, sampler)
-            seconds += time.perf_counter() - t0
-            out[f"adherence_{split}@{steps}"] = float(np.mean(
-                [checker.adherence(v, c) for v, c in zip(videos, caps)]))
+            seconds += bench.clock() - t0
+            out[f"adherence_{split}@{steps}"] = bench.adherence(videos, caps)
             if split == "val" and steps == steps_list[-1]:  # which attributes fail?
                 out.update(_by_attribute(videos, caps, steps))
             if split == "val" and kind == "clips":
-                out[f"fd_val@{steps}"] = fd.frechet(fd.features(probe, videos), f_val)
+                out[f"fd_val@{steps}"] = bench.fvd(probe, videos, f_val)
         out[f"sample_s_per_video@{steps}"] = seconds / sum(map(len, prompts.values()))
     ck = pipe.ckpt  # the training speed of the checkpoint's own config, shapes and batch
     shape = (ck["config"]["dit"]["in_channels"], ck["extra"]["latent_frames"],
@@ -207,8 +191,6 @@ def _curve(ckpt):
 def compare(finetuned, scratch, out_png=None) -> dict:
     """Steps the fine-tuned run needs to reach the scratch run's FINAL loss, as a fraction of
     the scratch run's length (< 1: starting from the image model pays off)."""
-    from minivid.checkpoint import load_checkpoint
-
     a, b = load_checkpoint(finetuned, kind="dit"), load_checkpoint(scratch, kind="dit")
     (xa, ya), (xb, yb) = _curve(a), _curve(b)
     target = float(yb[-1])
@@ -234,6 +216,71 @@ def compare(finetuned, scratch, out_png=None) -> dict:
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out_png)
+        bench.save_figure(fig, out_png, dpi=100)
     return result
+
+
+# ----------------------------------------------------------------------------- the commands
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "dit", run, "adherence, FD vs floor, speed and MFU of a "
+                      "text-to-video DiT")
+    p.add_argument("--ckpt", required=True, help="DiT checkpoint (train_dit.py output)")
+    p.add_argument("--vae", default=None, help="VAE checkpoint (default: the one recorded)")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 100],
+                   help="sampler step counts to score")
+    p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE step")
+    bench.shared_args(p, "data", "n", "cfg", "seed", "device")
+    t = bench.command(sub, "throughput", run_throughput, "training tokens/s, samples/s, peak "
+                      "memory and MFU of a DiT preset on this device (random weights, no data)")
+    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"], help="DiT size")
+    t.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    t.add_argument("--frames", type=int, default=5, help="latent frames T' (5: a 16-frame clip "
+                   "through a tf=4 VAE; 1: an image)")
+    t.add_argument("--latent-hw", type=int, default=8, help="latent height = width (8: 32x32 "
+                   "pixels through a patch-4 VAE)")
+    t.add_argument("--channels", type=int, default=3, help="latent channels")
+    t.add_argument("--steps", type=int, default=8, help="timed steps (after 2 warm-up steps)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the DiT first")
+    t.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="autocast dtype, as train_dit.py --precision (common.pick_precision)")
+    bench.shared_args(t, "device", device="auto")
+    c = bench.command(sub, "compare", run_compare, "does the image stage pay off? Steps a video "
+                      "run from the image model needs to reach a scratch run's final val loss")
+    c.add_argument("finetuned", help="video run started from the image checkpoint")
+    c.add_argument("scratch", help="video run of the same length from scratch")
+    c.add_argument("--out", default=None, help="PNG with both curves")
+
+
+def run(args) -> dict:
+    bench.need(args.ckpt, "Train one first: python train_dit.py --stage image ... (see its "
+               "docstring)")
+    bench.need_data(args.data)
+    fig = dit_report(args.ckpt, args.data, steps_list=args.steps, n=args.n, cfg=args.cfg,
+                     seed=args.seed, sampler=args.sampler, device=args.device, vae=args.vae)
+    bench.print_table(f"DiT {args.ckpt} ({args.n} prompts per set, cfg {args.cfg}, "
+                      f"{args.sampler})", fig.items())
+    bench.print_json("dit", fig)
+    return fig
+
+
+def run_throughput(args) -> dict:
+    fig = throughput(args.preset, args.frames, args.latent_hw, args.channels, args.batch_size,
+                     args.device, args.steps, args.compile, args.precision)
+    bench.print_table(f"DiT training throughput, preset {args.preset}, batch "
+                      f"{args.batch_size}", fig.items())
+    bench.print_json("throughput", fig)
+    return fig
+
+
+def run_compare(args) -> dict:
+    for path in (args.finetuned, args.scratch):
+        bench.need(path, "Train both runs first (README, DiT section: the image-first control)")
+    fig = compare(args.finetuned, args.scratch, args.out)
+    bench.print_table("image first vs from scratch (val loss curves)", fig.items())
+    ratio = "never" if fig["step_ratio"] is None else f"{fig['step_ratio']:.0%} of the steps"
+    print(f"from the image model: reaches the scratch run's final val loss "
+          f"{fig['scratch_final_loss']:.4f} at step {fig['steps_to_reach']} ({ratio})")
+    bench.print_json("compare", fig)
+    return fig

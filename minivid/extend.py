@@ -1,143 +1,44 @@
-"""Clip extension: a long video made clip by clip, each clip conditioned on its history.
+"""Clip extension, the training stage: teach the video DiT to continue a history.
 
-Where it sits: after the video DiT. `train_dit.py --stage extend` fine-tunes it to continue a
-history (clean latent frames in front of the noisy ones, the loss on the new frames only);
-this file decides WHICH history the model sees (the context strategy) and runs the loop:
+Where it sits: after the video DiT. A long video is made clip by clip (minivid/sampling.py,
+sample_long; `sample.py --extend`), each new clip conditioned on the latent frames made so far
+(minivid/history.py: which of them, packed into which tokens). train_extend.py fine-tunes the
+video model for that on the long clips (129 frames, 33 latent frames); this file lays out its
+data. Each step draws ONE layout for its whole batch (one shape per batch) from the step's
+generator, so 1 process and N, and a resumed run, draw the same:
 
-    clip 0:   text -> 5 latent frames (17 pixel frames), exactly the video model's job
-    clip m:   history (1 + 4 m latent frames) -> context -> 4 new latent frames (16 frames)
-    decode:   the whole 1 + 4 n latent sequence in ONE causal VAE pass (1 + 16 n frames), so
-              clip boundaries are not decoder seams
+    history clips hc   0 (a first clip from text alone, so the same model still starts
+                       videos) or 1 .. clips - 1
+    strategy, window   how the history is packed (pack 70%, window 15%, full 15%)
+    the example        long clip i -> history = its first 1 + 4 hc latent frames, noised a
+                       little (to tau ~ U(0, 0.1), history.TRAIN_NOISE), packed; x0 = the 4
+                       latent frames after them (the first clip's 5 for hc = 0)
+    its caption        the next clip's own caption, or (30%) only WHO is in it, the history
+                       deciding how they move: what a one-prompt long video gives later clips
 
-The context strategies (S = tokens per latent frame: (h/p)(w/p) = 16 for the tiny DiT's 8x8
-latents and 2x2 patches; the history before clip m has L = 1 + 4 m latent frames; the new
-clip itself adds 4 S = 64 tokens to every strategy):
-    full    every history frame at full resolution (the naive baseline):
-                tokens = S L = S (1 + 4 m)               grows with the video, attention ~ L^2
-    window  the last k frames only (forgets the rest, e.g. what the first clip looked like):
-                tokens = S min(k, L)                      constant, 4 S for k = 4
-    pack    FramePack-style (https://github.com/lllyasviel/FramePack), older = coarser:
-                the newest frame at full resolution   (kernel 1: S tokens)
-                the next 2 frames at kernel 2         (2 frames x 2p x 2p -> S/4 tokens)
-                the next 16 frames at kernel 4        (4 frames x 4p x 4p -> S/16 each, S/4)
-                older frames dropped, but frame 0 kept as an ANCHOR at kernel 2 (what the
-                video looked like at the start: who is in it, their colours)
-                tokens = S + S/4 [L >= 2] + (S/16) ceil(min(L - 3, 16) / 4) + S/4 [L > 19]
-                       <= S (1 + 1/4 + 1/4 + 1/4) = 1.75 S = 28, for every L
-                (A full-resolution anchor, S tokens, made clip 16 cost 1.31x clip 2: 104
-                tokens against 85; at kernel 2 the step from clip 2 to the steady state is
-                85 -> 92 tokens.)
-Each coarse kernel is its own patch embedding, initialised as "average-pool, then the full
-embedding" (minivid/dit.py); its positions are pooled the same way (the mean frame index for
-the time code and RoPE, the mean of the 2-D table). The newest history frame sits at frame 0
-and the new frames at 1..4, the numbers the video stage trained on, so a continuation is
-told "you come after this frame"; older frames are at negative positions, and pack keeps
-even those bounded (the anchor sits just past the kept window, at -19).
+The loss then falls on the new clip only (minivid/flow.py: only noisy tokens are decoded).
 
     python -m minivid.extend --clips 16      # the token table of each strategy, clip by clip
+    python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
+        --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
     python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
-    GPU: add --device cuda to sample.py and evaluate; train with train_dit.py --stage extend
-    (torchrun as for the other stages: each step's layout is the same on every rank)
+    GPU: add --device cuda; torchrun as for the other stages
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q`
 """
 import argparse
-import math
-import time
+from dataclasses import dataclass
 
 import torch
 
-from minivid.captions import strip_motion, strip_positions
-from minivid.dit import Context
-from minivid.long_clips import CLIP
+from minivid import history as hist
+from minivid.captions import strip_motion
+from minivid.history import (FIRST, NEW, SAMPLE_NOISE, STRATEGIES, TRAIN_NOISE, build_context,
+                             context_tokens, noise_history)
 
-STRATEGIES = ("full", "window", "pack")
-NEW = 4                 # latent frames a continuation clip adds (16 frames / tf 4)
-FIRST = 5               # latent frames of the first clip (1 + 16 frames)
-PACK = ((1, 1), (2, 2), (4, 16))   # (kernel, frames) from the newest backwards
-KEPT = sum(n for _, n in PACK)     # 19 frames that pack keeps before the anchor
-ANCHOR_POS = -float(KEPT)          # where pack puts frame 0 once it is older than those
-ANCHOR_KERNEL = 2                  # the anchor frame, repeated to a 2-frame kernel-2 group
+# Names that moved to minivid/history.py, still read from here by older callers
+# (minivid/extend_bench.py, distill.py): the prompt of each clip, a long video's frame count.
+clip_prompts, frames_of = hist.clip_prompts, hist.frames_of
 
-
-def context_tokens(strategy: str, L: int, S: int = 16, window: int = 4) -> int:
-    """Tokens of the context for a history of L latent frames: the module docstring's formulas.
-    (The test checks each against the Context that build_context really makes.)"""
-    if L == 0:
-        return 0
-    if strategy == "full":
-        return S * L
-    if strategy == "window":
-        return S * min(window, L)
-    if strategy == "pack":
-        tokens = S
-        if L >= 2:
-            tokens += S // 4
-        if L >= 4:
-            tokens += (S // 16) * math.ceil(min(L - 3, 16) / 4)
-        if L > KEPT:
-            tokens += S // ANCHOR_KERNEL ** 2
-        return tokens
-    raise ValueError(f"unknown context strategy {strategy!r}; choose one of {STRATEGIES}")
-
-
-def _group(z, pos, k):
-    """Pad a run of frames at its OLD end (repeat the oldest) to a multiple of k frames."""
-    pad = -z.shape[2] % k
-    if pad:
-        z = torch.cat([z[:, :, :1].expand(-1, -1, pad, -1, -1), z], dim=2)
-        pos = torch.cat([pos[:1].expand(pad), pos])
-    return z, k, pos
-
-
-def build_context(history, strategy: str = "pack", window: int = 4, t=None) -> Context | None:
-    """History latents (B, C, L, h, w), oldest first -> the Context the DiT sees (None if L = 0).
-    Positions: the newest frame is 0, the one before -1, ... (pack: the anchor at -19).
-    t: (B,) the flow time of the history if it was noised (noise_history), else None."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown context strategy {strategy!r}; choose one of {STRATEGIES}")
-    if window < 1:
-        raise ValueError(f"window {window}: keep at least 1 frame")
-    L = history.shape[2]
-    if L == 0:
-        return None
-    pos = torch.arange(1 - L, 1, dtype=torch.float32)                   # (L,) ... -1, 0
-    if strategy == "full":
-        return Context([(history, 1, pos)], t)
-    if strategy == "window":
-        return Context([(history[:, :, -window:], 1, pos[-window:])], t)
-    pieces, end = [], L                                 # walk back from the newest frame
-    for k, n in PACK:
-        start = max(end - n, 0)
-        if start < end:
-            pieces.append(_group(history[:, :, start:end], pos[start:end], k))
-        end = start
-    if end > 0:                                         # frames dropped: keep frame 0 anyway
-        anchor = history[:, :, :1].expand(-1, -1, ANCHOR_KERNEL, -1, -1)  # frame 0, twice
-        pieces.append((anchor, ANCHOR_KERNEL, torch.full((ANCHOR_KERNEL,), ANCHOR_POS)))
-    return Context(pieces[::-1], t)                     # oldest first, like the frames
-
-
-# Noise augmentation of the history (as cascaded diffusion models do with their low-res input,
-# https://arxiv.org/abs/2106.15282): in training the clean history is moved a little towards
-# noise, to a time tau ~ U(0, TRAIN_NOISE) that the model is told (Context.t); in sampling
-# every history is given SAMPLE_NOISE. The model then does not lean on pixel-exact history,
-# and the small flaws of its OWN past clips, which a real history never has, stop compounding.
-TRAIN_NOISE = 0.1
-SAMPLE_NOISE = 0.05
-
-
-def noise_history(history, tau, generator=None, noise=None):
-    """(1 - tau) history + tau noise, the straight path of minivid/flow.py; tau (B,). The
-    noise is drawn from `generator` unless given (train_dit.py draws it with the step)."""
-    if noise is None:
-        noise = torch.randn(history.shape, generator=generator, device=history.device)
-    tau = tau.view(-1, 1, 1, 1, 1).to(history.dtype)
-    return (1 - tau) * history + tau * noise
-
-
-# ----------------------------------------------------------------------------- training
-# train_dit.py --stage extend: every step draws ONE layout for its whole batch (one shape per
-# batch), from the step's generator, so 1 process and N, and a resumed run, draw the same.
 LAYOUTS = {"pack": 0.7, "window": 0.15, "full": 0.15}  # how often each strategy is trained
 P_WHO_ONLY = 0.3        # continuation captions reduced to who is in the clip (strip_motion)
 
@@ -166,68 +67,96 @@ def split_example(z, hc: int):
     return z[:, :, :L], z[:, :, L:L + NEW]
 
 
-# ----------------------------------------------------------------------------- generating
-def clip_prompts(prompts, clips: int) -> list[list[str]]:
-    """Per video, per clip, the text the model gets. A video's prompt is either
-    - one string: clip 0 gets it as written; later clips get only WHO is in it (no start
-      positions, no motions: captions.strip_positions, strip_motion), and the history says
-      where things are and how they move, so "moves right" never fights an object that has
-      bounced off the right edge;
-    - a list of `clips` prompts, one per clip: each steers its clip ("turns and moves up");
-      later clips lose only their start positions (the history says where things are)."""
-    out = []
-    for p in prompts:
-        one = isinstance(p, str)
-        per_clip = [p] * clips if one else list(p)
-        if len(per_clip) != clips:
-            raise ValueError(f"{len(per_clip)} prompts for a video of {clips} clips: give one "
-                             "prompt for the whole video, or exactly one per clip")
-        if any(not q.strip() for q in per_clip):
-            raise ValueError("an empty prompt: every clip needs a description")
-        later = [strip_positions(q) for q in per_clip[1:]]
-        out.append([per_clip[0]] + [strip_motion(q) if one else q for q in later])
-    return out
+def long_captions(cache: dict, path: str) -> tuple[list[str], int]:
+    """A long-clip latent cache -> (its captions by row, clips per long clip). Clip m of long
+    clip i has row i * clips + m (clip 0: the caption with start positions, the others their
+    own per-clip captions); row n * clips + i * clips + m has the same without motions: who
+    is in the clip only, the history decides how they move (history.clip_prompts)."""
+    T = cache["latents"].shape[2]
+    clips = (T - 1) // NEW
+    if (T - 1) % NEW or clips < 2:
+        raise ValueError(f"{path}: long clips of {T} latent frames; extension needs 1 + 4 k "
+                         "with k >= 2 (make them with python -m minivid.world)")
+    bad = [i for i, r in enumerate(cache["clip_captions"]) if len(r) != clips - 1]
+    if bad:
+        raise ValueError(f"{path}: long clip {bad[0]} has {len(cache['clip_captions'][bad[0]])} "
+                         f"per-clip captions, expected {clips - 1} (one per continuation clip); "
+                         "make long clips with python -m minivid.world, which writes them")
+    rows = [c for first, rest in zip(cache["captions"], cache["clip_captions"])
+            for c in [first, *rest]]
+    return rows + [strip_motion(c) for c in rows], clips
 
 
-@torch.no_grad()
-def extend(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
-           cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
-           latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None):
-    """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
-    h, w). prompts: see clip_prompts. on_clip(m, seconds, context) is called after each clip
-    (evaluate extend times and sizes them). The noise of clip m comes from seed + 1000 m, so
-    strategies given the same seed start from the same noise."""
-    from minivid.sampling import sample_latents  # sampling.py imports this module's users
+@dataclass
+class StepLayout:
+    """One step's layout (draw_layout), the same for the whole global batch; who_only and tau
+    are this rank's rows."""
+    hc: int                    # history clips: 0 = a first clip
+    strategy: str              # how the history is packed (history.STRATEGIES)
+    window: int                # frames the window strategy keeps
+    who_only: torch.Tensor     # (B,) bool: the who-only caption
+    tau: torch.Tensor          # (B,) the flow time the history is noised to
 
-    if clips < 1:
-        raise ValueError(f"clips = {clips}: a video needs at least one clip")
-    texts = clip_prompts(prompts, clips)
-    C = model["dit"].cfg.in_channels
-    z = torch.zeros(len(texts), C, 0, *latent_hw)
-    for m in range(clips):
-        tau = torch.full((len(texts),), SAMPLE_NOISE)
-        g = torch.Generator().manual_seed(seed + 1000 * m + 1)
-        ctx = build_context(noise_history(z, tau, g), strategy, window, tau) if m else None
-        T = FIRST if m == 0 else NEW
-        t0 = time.perf_counter()
-        new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
-                             seed + 1000 * m, sampler, batch_size=batch_size, cond_frames=ctx)
-        seconds = time.perf_counter() - t0
-        z = torch.cat([z, new], dim=2)
-        if on_clip is not None:
-            on_clip(m, seconds, ctx)
-        if progress is not None:
-            progress.update()
-    return z
+    @property
+    def frames(self) -> int:
+        """Latent frames of the clip to learn."""
+        return FIRST if self.hc == 0 else NEW
+
+    @property
+    def history_frames(self) -> int:
+        """Latent frames of the history before it."""
+        return 0 if self.hc == 0 else 1 + NEW * self.hc
+
+    def example(self, z, noise, rows):
+        """Long-clip latents z (b, C, T, h, w) of this rank's batch rows `rows`, the history's
+        noise (b, C, history_frames, h, w) -> (x0: the clip to learn, its history: noised to
+        tau, packed by the strategy, a Context, or None for hc = 0)."""
+        history, x0 = split_example(z, self.hc)
+        tau = self.tau[rows].to(z.device)
+        history = noise_history(history, tau, noise=noise)
+        return x0, build_context(history, self.strategy, self.window, tau)
+
+    def caption_rows(self, idx, rows, clips: int, n: int):
+        """Caption rows (long_captions) of the clip after the history of long clips idx."""
+        return idx * clips + self.hc + n * clips * self.who_only[rows].long()
 
 
-def frames_of(clips: int) -> int:
-    """Pixel frames of a video of `clips` clips: 1 + 16 clips."""
-    return 1 + CLIP * clips
+def draw_layout(g, batch: int, clips: int, mine) -> StepLayout:
+    """The step's layout from its CPU generator g, drawn for the global batch; `mine`: this
+    rank's rows (common.rank_rows)."""
+    hc, strategy, window = training_layout(g, clips)
+    who_only = (torch.rand(batch, generator=g) < P_WHO_ONLY)[mine]
+    who_only &= hc > 0
+    tau = (TRAIN_NOISE * torch.rand(batch, generator=g))[mine]
+    return StepLayout(hc, strategy, window, who_only, tau)
+
+
+def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer) -> list[dict]:
+    """Fixed val batches (FlowLoss's arguments), one per history length (one shape per
+    batch): val clip i continues after hc = i % clips clips, its history packed and noised as
+    sampling does (SAMPLE_NOISE), with the next clip's caption. x, noise: (n, C, T, h, w)
+    long-clip latents and their noise, t (n,), g: the generator drawn on for the history's
+    noise (t2v.val_draws)."""
+    n, device = len(x), x.device
+    hc_of = [i % clips for i in range(n)]
+    captions = [([c] + r)[hc] for c, r, hc in zip(cache["captions"], cache["clip_captions"], hc_of)]
+    hist_noise = torch.randn(x.shape, generator=g).to(device)
+    ids, mask = (v.to(device) for v in tokenizer(captions))
+    batches = []
+    for hc in range(clips):
+        s = torch.tensor([i for i in range(n) if hc_of[i] == hc], dtype=torch.long)
+        if len(s) == 0:  # fewer val clips than history lengths
+            continue
+        history, x0 = split_example(x[s], hc)
+        tau = torch.full((len(s),), SAMPLE_NOISE, device=device)
+        history = noise_history(history, tau, noise=hist_noise[s][:, :, :history.shape[2]])
+        batches.append(dict(x0=x0, noise=noise[s][:, :, :x0.shape[2]], t=t[s], ids=ids[s],
+                            mask=mask[s], cond=build_context(history, "pack", t=tau)))
+    return batches
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Context tokens per strategy, and one long video.",
+    p = argparse.ArgumentParser(description="Context tokens per strategy, clip by clip.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--clips", type=int, default=16, help="clips in the video")
     p.add_argument("--tokens-per-frame", type=int, default=16, help="S: tokens per latent "

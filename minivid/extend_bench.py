@@ -1,6 +1,6 @@
 """What clip extension costs and what it keeps: `python -m minivid.evaluate extend`.
 
-Where it sits: after `train_dit.py --stage extend`. Three sets of long videos, all from the
+Where it sits: after `train_extend.py`. Three sets of long videos, all from the
 val long clips' scenes (tiny_data/val/long.jsonl; scenes where something grows or shrinks
 are left out, since their size changes on purpose):
   1. ONE PROMPT per video (its first clip's dense caption), `clips` clips long, made with each
@@ -25,18 +25,18 @@ of video it makes per second of compute. A plot of tokens and ms vs video length
 
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
 """
-import ctypes
 import json
-import os
-import time
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
-from minivid import checker, extend
+from minivid import bench, checker, extend
 from minivid.captions import dense_caption
-from minivid.sampling import Pipeline
+from minivid.checkpoint import load_checkpoint
+from minivid.data import save_grid
 from minivid.long_clips import CLIP, clip_scene, clip_start
+from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
 
 STATIC = ("colour", "shape", "size")
@@ -46,7 +46,7 @@ STATIC = ("colour", "shape", "size")
 def eval_scenes(data_dir: str, n: int) -> list[Scene]:
     """The first n val long scenes in which nothing grows or shrinks."""
     out = []
-    with open(os.path.join(data_dir, "val", "long.jsonl")) as f:
+    with open(bench.manifest(data_dir, "val", "long")) as f:
         for line in f:
             scene = Scene.from_dict(json.loads(line)["spec"])
             motions = [o.motion for o in scene.objects] + \
@@ -144,44 +144,10 @@ def boundary_stats(video, colours, clips: int):
     return jumps, moves
 
 
-class Peak:
-    """Peak memory of a stretch of work: CUDA's allocator peak, or on Linux the process's
-    peak resident set (VmHWM, reset through /proc/self/clear_refs). MB; None elsewhere.
-    Before a reset, glibc is asked to hand freed memory back (malloc_trim), or the memory an
-    earlier, bigger job freed would stay resident and hide what the next job needs."""
-
-    def __init__(self, device):
-        self.cuda = torch.device(device).type == "cuda"
-
-    def reset(self):
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-            return
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
-        if os.path.exists("/proc/self/clear_refs"):
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-            except OSError:
-                pass
-
-    def mb(self):
-        if self.cuda:
-            return torch.cuda.max_memory_allocated() / 2 ** 20
-        try:
-            with open("/proc/self/status") as f:
-                kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
-            return kb / 1024
-        except (OSError, StopIteration):
-            return None
-
-
 def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device):
-    """Make the videos, timing and sizing every clip -> (uint8 videos, per-clip rows)."""
-    rows, peak, n = [], Peak(device), len(prompts)
+    """Make the one-prompt videos, timing, sizing and scoring every clip -> (uint8 videos,
+    {"per_clip": rows, "video_seconds_per_second", "boundary_jump_px", ...})."""
+    rows, peak, n = [], bench.Peak(device), len(prompts)
     patch = pipe.model["dit"].cfg.patch
 
     def on_clip(m, seconds, ctx):
@@ -190,15 +156,17 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
         peak.reset()
 
     peak.reset()
-    t0 = time.perf_counter()
+    t0 = bench.clock()
     if strategy == "prompt-only":
         videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip)
     else:
         videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip)
     # everything, text and VAE decoding included: seconds of video per second of compute
-    rows[0]["video_seconds_per_second"] = video_seconds(len(prompts), clips) / \
-        (time.perf_counter() - t0)
-    return videos, rows
+    speed = video_seconds(len(prompts), clips) / (bench.clock() - t0)
+    scores = score_one_prompt(videos, prompts, clips)
+    for r, ident, adh in zip(rows, scores.pop("identity"), scores.pop("static_adherence")):
+        r.update(identity=ident, static_adherence=adh)
+    return videos, {"per_clip": rows, "video_seconds_per_second": speed, **scores}
 
 
 def video_seconds(videos: int, clips: int) -> float:
@@ -266,15 +234,8 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                 1, cfg, seed)  # warm-up: the first strategy must not pay for it
     for strategy in strategies:
         progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
-        videos, rows = run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window,
-                                    device)
-        scores = score_one_prompt(videos, prompts, clips)
-        for r, ident, adh in zip(rows, scores["identity"], scores["static_adherence"]):
-            r.update(identity=ident, static_adherence=adh)
-        out["strategies"][strategy] = {
-            "per_clip": rows, "video_seconds_per_second": rows[0].pop("video_seconds_per_second"),
-            **{k: v for k, v in scores.items() if k.endswith("px")}}
-        videos_by[strategy] = videos
+        videos_by[strategy], out["strategies"][strategy] = run_strategy(
+            pipe, prompts, clips, strategy, steps, cfg, seed, window, device)
 
     # multi-prompt sets, the packed strategy (the one meant for long videos)
     long_clips = min(clips, (scenes[0].frames - 1) // CLIP)
@@ -307,21 +268,14 @@ def student_report(path, steps, prompts, four, clips, seed, window, device, prog
         raise ValueError(f"--student {path} is not a distilled student (distill.py output)")
     steps = steps or min(pipe.distilled["step_counts"])
     progress(f"student, {steps} step(s) a clip, pack: {len(prompts)} videos x {clips} clips")
-    videos, rows = run_strategy(pipe, prompts, clips, "pack", steps, 1.0, seed, window, device)
-    speed = rows[0].pop("video_seconds_per_second")
-    scores = score_one_prompt(videos, prompts, clips)
-    for r, ident, adh in zip(rows, scores["identity"], scores["static_adherence"]):
-        r.update(identity=ident, static_adherence=adh)
+    _, result = run_strategy(pipe, prompts, clips, "pack", steps, 1.0, seed, window, device)
     square = pipe.extend(four, 4, "pack", steps, 1.0, seed, window)
-    return {"ckpt": str(path), "steps": steps, "per_clip": rows,
-            "boundary_jump_px": scores["boundary_jump_px"],
-            "within_clip_motion_px": scores["within_clip_motion_px"],
-            "video_seconds_per_second": speed, "four_prompts": score_per_clip(square, four, 4)}
+    return {"ckpt": str(path), "steps": steps, **result,
+            "four_prompts": score_per_clip(square, four, 4)}
 
 
 def write_gif(path, videos_by, prompts, square_videos, four, k=2):
     """Rows: each strategy's first k one-prompt videos, then k four-prompt videos."""
-    from minivid.data import save_grid
     names = list(videos_by)
     vids, caps = [], []
     for i in range(k):
@@ -338,11 +292,8 @@ def write_gif(path, videos_by, prompts, square_videos, four, k=2):
 
 def plot(report, path):
     """Context tokens and ms per clip vs the clip index, one line per strategy."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for name, res in report["strategies"].items():
         clips = [r["clip"] for r in res["per_clip"]]
         if name != "prompt-only":
@@ -355,8 +306,103 @@ def plot(report, path):
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return bench.save_figure(fig, path, dpi=110)
+
+
+# ----------------------------------------------------------------------------- the command
+STRATEGIES = ["full", "window", "pack", "prompt-only"]
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "extend", run, "clip extension: context tokens, ms and memory per "
+                      "clip for full / window / pack and a prompt-only baseline; identity, "
+                      "boundary continuity, per-clip adherence, drift; plot")
+    bench.shared_args(p, "data", "steps", "cfg", "seed", "plot", "gif", "device",
+                      help={"steps": "teacher Euler steps per clip",
+                            "plot": "PNG of tokens and ms vs video length",
+                            "gif": "GIF: strategies side by side, 4-prompt videos"})
+    p.add_argument("--ckpt", required=True, help="the train_extend.py checkpoint")
+    p.add_argument("--student", default=None, help="a distill.py student of it, to score too")
+    p.add_argument("--student-steps", type=int, default=None, help="student steps per clip "
+                   "(default: its fewest)")
+    p.add_argument("--videos", type=int, default=16, help="videos per set")
+    p.add_argument("--clips", type=int, default=16, help="clips per one-prompt video")
+    p.add_argument("--window", type=int, default=4, help="latent frames the window strategy "
+                   "keeps")
+    p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES,
+                   help="what to compare")
+
+
+def check(args) -> None:
+    """Refuse what extend_report cannot score, before any work, naming the fix."""
+    bench.at_least(args, videos=1, clips=2, steps=1, window=1)
+    bench.need(args.ckpt, "Train one first: python train_extend.py --init-from "
+               "runs/dit_video/ckpt.pt ... (README, clip extension)")
+    bench.need(bench.manifest(args.data, "val", "long"), "Make the long clips: python -m "
+               f"minivid.world --out {args.data} (it writes val/long.jsonl)")
+    ck = load_checkpoint(args.ckpt, kind="dit")
+    if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
+        args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "
+                   "extend); pass that, and a distilled student of it with --student")
+    if args.student:
+        bench.need(args.student, "Distil one first: python distill.py --teacher "
+                   "runs/extend/ckpt.pt")
+        counts = (load_checkpoint(args.student, kind="dit")["extra"].get("distilled") or
+                  {}).get("step_counts")
+        if not counts:
+            args.error(f"--student {args.student} is not a distilled student (distill.py)")
+        if args.student_steps is not None and args.student_steps not in counts:
+            args.error(f"--student-steps {args.student_steps}: this student was distilled for "
+                       f"{counts} steps")
+
+
+def run(args) -> dict:
+    check(args)
+    try:
+        fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
+                            args.window, args.seed, args.student, args.student_steps,
+                            args.device, args.gif, tuple(args.strategies))
+    except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
+        args.error(str(e))
+    shown = {1, 2, 4, 8, 12, 16, args.clips}
+    bench.print_columns(
+        f"one prompt per video, {args.videos} videos, {args.steps} steps + CFG {args.cfg} a "
+        "clip; ms per clip per video (videos batched); identity and static adherence of clip N",
+        ["strategy", "N", "tokens", "ms", "peak MB", "identity", "static adh"],
+        [(name, [r["clip"], r["tokens"], f"{r['ms']:.1f}",
+                 "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}",
+                 f"{r['identity']:.3f}", f"{r['static_adherence']:.3f}"])
+         for name, res in fig["strategies"].items() for r in res["per_clip"]
+         if r["clip"] in shown])
+    rows = []
+    for name, res in fig["strategies"].items():
+        per, one = res["per_clip"], min(1, len(res["per_clip"]) - 1)
+        rows += [(f"{name}: identity, mean over clips 2..{args.clips}",
+                  float(np.mean([r["identity"] for r in per[1:]])) if len(per) > 1 else 1.0),
+                 (f"{name}: boundary jump / within-clip motion (px)",
+                  f"{res['boundary_jump_px']:.2f} / {res['within_clip_motion_px']:.2f}"),
+                 (f"{name}: ms clip {per[-1]['clip']} / ms clip {per[one]['clip']}",
+                  per[-1]["ms"] / per[one]["ms"])]
+    bench.print_table("consistency and cost", rows)
+    for key, title in (("per_clip_prompts", "one prompt per clip (val long clips, random turns)"),
+                       ("four_prompts", "four prompts: a square path")):
+        res = fig[key]
+        bench.print_table(f"{title}: adherence per clip (generated / real clips)", [
+            (f"clip {m + 1}", f"{a:.3f} / {r:.3f}   identity {i:.3f}") for m, (a, r, i) in
+            enumerate(zip(res["pack"]["adherence"], res["real"]["adherence"],
+                          res["pack"]["identity"]))])
+    if args.student:
+        st = fig["student"]
+        per = st["per_clip"]
+        bench.print_table(f"distilled student, {st['steps']} step(s) a clip, pack", [
+            ("identity, mean over clips 2..N", float(np.mean([r["identity"] for r in per[1:]]))),
+            ("boundary jump / within-clip motion (px)",
+             f"{st['boundary_jump_px']:.2f} / {st['within_clip_motion_px']:.2f}"),
+            ("four prompts: adherence per clip", " ".join(f"{a:.3f}" for a in
+                                                          st["four_prompts"]["adherence"])),
+            ("ms per clip per video (clip 2, clip N)", f"{per[1]['ms']:.1f}, {per[-1]['ms']:.1f}"),
+            ("seconds of video per second of compute", st["video_seconds_per_second"])])
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    bench.print_json("extend", fig)
+    return fig

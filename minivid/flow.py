@@ -65,7 +65,7 @@ def timesteps(steps: int, shift: float = 1.0, device=None):
 
 def _pair(a, b):
     """Stack the two guidance halves along the batch: tensors, or objects with .cat (a packed
-    history, minivid.dit.Context)."""
+    history, minivid.history.Context)."""
     return torch.cat([a, b]) if torch.is_tensor(a) else a.cat(b)
 
 

@@ -4,8 +4,10 @@ Where it sits: sparse prompt -> [rewrite.brief] -> words -> ids -> GPT -> next-w
 rewrite.py trains it on (brief -> dense caption) pairs and samples dense captions from it.
 It is nanoGPT's model (https://github.com/karpathy/nanoGPT) cut to what a few-hundred-word
 language needs: token embedding, pre-LayerNorm causal self-attention blocks with rotary
-positions (minivid/rope.py, as in the text encoder), a final LayerNorm, and an output layer
-that shares the embedding matrix (weight tying: the same vectors read and write words).
+positions (minivid/rope.py), a final LayerNorm, and an output layer that shares the
+embedding matrix (weight tying: the same vectors read and write words). The blocks, their
+init and their FLOP count are the text encoder's (minivid/text.py) with causal=True: the
+two models differ only in what a word may attend to and in the output layer.
 
 Words, not bytes, for the same reason as the text encoder (minivid/text.py): a dense caption
 is ~55 words but ~260 bytes; a word-level model learns the world's captions in a couple of
@@ -16,14 +18,13 @@ words the world never uses.
 
     python -m minivid.gpt        # shapes of one forward pass
 """
-import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from minivid.rope import apply_rope, rope_angles
+from minivid.rope import rope_angles
+from minivid.text import Block, gpt2_init, transformer_flops
 
 
 @dataclass
@@ -41,28 +42,6 @@ PRESETS = {
 }
 
 
-class Block(nn.Module):
-    """Pre-LayerNorm transformer layer with CAUSAL attention: word l sees words 0..l only."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"),
-                                 nn.Linear(4 * dim, dim))
-
-    def forward(self, x, rope):
-        """x: (B, L, D), rope: (cos, sin) of the positions -> (B, L, D)"""
-        B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads) \
-                      .permute(2, 0, 3, 1, 4)                           # 3 x (B, nh, L, hs)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)     # (B, nh, L, hs)
-        x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))           # (B, L, D)
-        return x + self.mlp(self.norm2(x))
-
-
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -73,21 +52,10 @@ class GPT(nn.Module):
             raise ValueError(f"dim={cfg.dim} must be divisible by heads={cfg.heads}")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(len(cfg.vocab), cfg.dim)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, causal=True)
+                                    for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
-        self.initialize_weights()
-
-    def initialize_weights(self):
-        # GPT-2 init, as in minivid/text.py: N(0, 0.02), zero biases, residual projections
-        # scaled by 1/sqrt(2 * depth) so the residual stream does not grow with depth.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-        for b in self.blocks:
-            for m in (b.proj, b.mlp[2]):
-                nn.init.normal_(m.weight, std=0.02 / math.sqrt(2 * self.cfg.depth))
+        gpt2_init(self, self.blocks)     # as the text encoder; the tied output needs nothing more
 
     def forward(self, ids):
         """ids: (B, L) long -> logits (B, L, V) for the word after each position."""
@@ -97,14 +65,13 @@ class GPT(nn.Module):
         x = self.tok_emb(ids)                                            # (B, L, D)
         rope = rope_angles(torch.arange(L, device=ids.device), self.cfg.dim // self.cfg.heads)
         for block in self.blocks:
-            x = block(x, rope)
+            x = block(x, rope)                                           # causal: no mask
         return self.norm(x) @ self.tok_emb.weight.T                      # (B, L, V) tied
 
     def flops(self, L: int) -> int:
         """Training FLOPs for one sequence of L tokens (6 per parameter per token + attention,
         as in TextEncoder.flops, plus the tied output layer)."""
-        D, n, V = self.cfg.dim, self.cfg.depth, len(self.cfg.vocab)
-        return 3 * (2 * L * (12 * D * D * n + D * V) + 4 * n * L * L * D)
+        return transformer_flops(L, self.cfg.dim, self.cfg.depth, vocab_out=len(self.cfg.vocab))
 
 
 if __name__ == "__main__":

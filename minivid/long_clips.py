@@ -3,19 +3,19 @@
 Where it sits: `minivid.world` writes the long split with these (kind "long"); clip extension
 (minivid/extend.py) trains on it, and `minivid.evaluate extend` scores each clip of a long
 video against `clip_scene`. The physics that makes any length well defined (reflection off
-the edges, grow / shrink that hold, turns at given frames) is `world.trajectory`; this file
-decides where the turns go and what each clip of a long clip is:
+the edges, grow / shrink that hold, turns at given frames) is `minivid.scene.trajectory`;
+this file decides where the turns go and what each clip of a long clip is:
 
     scene = sample_long_scene(rng, clips=8)     # 1 + 16 x 8 = 129 frames
-    render(scene)                               # uint8 (129, 32, 32, 3), world.render
+    render(scene)                               # uint8 (129, 32, 32, 3), minivid.scene
     clip_scene(scene, m)                        # clip m as a short Scene: its caption, its truth
 
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q -k "01 or 02"`
 """
 import numpy as np
 
-from minivid.world import (BOUNCE_HEIGHT, DIRECTIONS, GROW_FRAMES, MOVING, POSITIONS, SIZES,
-                           SPEEDS, Obj, Scene, overlaps, sample_scene, trajectory)
+from minivid.scene import Obj, Scene, overlaps, sample_scene, trajectory
+from minivid.vocab import BOUNCE_HEIGHT, DIRECTIONS, GROW_FRAMES, MOVING, POSITIONS, SIZES, SPEEDS
 
 # A long clip is cut into CLIPS the way a causal tf = 4 VAE and minivid/extend.py cut it:
 # clip 0 is frames 0..16 (1 + 16 frames: 5 latent frames), clip m >= 1 is frames

@@ -11,7 +11,9 @@ the middle ("moves quickly to the right"), synonyms ("gray", "cube", "huge"), ty
 ("yelow sqaure") and words the world never uses ("a fluffy red ball"). This file reads all
 of it in three passes, each a few lines you can check by hand:
 
-  1. words    -> each word becomes a (kind, value) token: ("colour", "red"), ("go", None),
+  1. words    -> the text is cut into words by minivid.vocab.split_words (the one splitter
+                 the text encoder and the rewriter use too), and
+                 each word becomes a (kind, value) token: ("colour", "red"), ("go", None),
                  ("dir", "left"), ("where", None) ... through WORDS, a table of synonyms; a
                  word not in it gets the nearest table word within one or two typing errors
                  (the first letter must match, so "tall" never becomes "ball"); common
@@ -30,10 +32,9 @@ of it in three passes, each a few lines you can check by hand:
     python -m minivid.prompt_parse "a yelow sqaure moving quickly to the right on plain navy"
 """
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
-from minivid.world import BACKGROUNDS, OBJECT_COLOURS
+from minivid.vocab import BACKGROUNDS, OBJECT_COLOURS, split_words
 
 # ----------------------------------------------------------------------------- 1. words
 # word -> (kind, value). Kinds: colour, bg, size, shape, speed, go (a motion verb, direction
@@ -160,12 +161,6 @@ def correct(word: str) -> str | None:
     return best[1] if best and best[0] <= budget else None
 
 
-def split_words(text: str) -> list[str]:
-    """Lower-cased words and punctuation marks; "doesn't" -> doesn t (the "not" survives)."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-    return re.findall(r"[^\W\d_]+|\d+|[^\w\s']", text)
-
-
 @dataclass
 class Parsed:
     """What a prompt states, in the shape the checker uses, and what it could not read."""
@@ -193,12 +188,12 @@ def tokens(text: str, parsed: Parsed) -> list[tuple]:
             w = w[:-1]                                            # plurals: "circles"
         if w in WORDS:
             out.append(WORDS[w])
-        elif w in COMMON or w.isdigit() or w in ("t", "-"):       # doesn't -> doesn t; up-left
+        elif w in COMMON or w.isdigit() or w in ("'", "’", "t", "-"):  # doesn ' t; up - left
             pass
         elif (fix := correct(w)) is not None:
             parsed.fixed[w] = fix
             out.append(WORDS[fix])
-        elif re.fullmatch(r"[^\W\d_]{2,}", w):
+        elif len(w) >= 2 and re.search(r"[^\W\d_]", w):        # a word, not a mark: "IMG_42"
             parsed.unknown.append(w)
         i += 1
     return out

@@ -40,12 +40,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from minivid import checkpoint
+from minivid import captions, checkpoint
 from minivid.captions import dense_caption
 from minivid.gpt import GPT, GPTConfig
-from minivid.prompt_parse import parse, split_words
+from minivid.prompt_parse import parse
+from minivid.vocab import split_words
 from minivid.world import (BACKGROUNDS, MOTIONS, MOVING, OBJECT_COLOURS, POSITIONS, SHAPES,
-                           SIZES, SPEEDS, Obj, Scene, fits, overlaps)
+                           SIZES, SPEEDS, Obj, Scene, fits, overlaps, sample_scene)
 
 SPECIALS = ["<pad>", "<bos>", "<sep>", "<eos>"]
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
@@ -94,9 +95,6 @@ def build_vocabulary(n: int = 600, seed: int = 0) -> list[str]:
     phrasing table of minivid/captions.py, the canonical attribute names, and the template
     words of n captions of random scenes (images and clips). A function of the world alone,
     so any dataset of the world gives the same vocabulary."""
-    from minivid import captions
-    from minivid.world import sample_scene
-
     words = set()
     for table in (captions.POSITION_WORDS, captions.MOTION_WORDS, captions.SPEED_WORDS,
                   captions.SIZE_WORDS, captions.SHAPE_WORDS, captions.COLOUR_WORDS):

@@ -33,14 +33,16 @@ FVD(better_raw), and the same for adherence, on the same prompts.
 import json
 import os
 import statistics
-import time
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from minivid import checker, fd
+from minivid import bench, checker, fd
 from minivid.captions import dense_caption
 from minivid.data import save_grid
+from minivid.llm_api import ApiRewriter
 from minivid.prompt_parse import parse
+from minivid.rewrite import Rewriter
 from minivid.sampling import Pipeline
 from minivid.world import Scene
 
@@ -49,16 +51,14 @@ USER_PROMPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def load_sets(data_dir, n, user_file=USER_PROMPTS) -> dict:
-    """-> {set: {"prompts": [...], "real": manifest or None}}; dense holds the generator
-    captions of the same val clips the val set's sparse captions describe."""
+    """-> {set: {"prompts": [...], "real": the split of its real clips, or None}}; dense
+    holds the generator captions of the same val clips the val set's sparse captions describe."""
     sets = {}
     for split in ("val", "test"):
-        path = os.path.join(data_dir, split, "clips.jsonl")
-        with open(path) as f:
-            rows = [json.loads(line) for line in f][:n]
-        sets[split] = {"prompts": [r["sparse"] for r in rows], "real": path}
+        rows = bench.rows(data_dir, split, n=n)
+        sets[split] = {"prompts": [r["sparse"] for r in rows], "real": split}
         if split == "val":
-            sets["dense"] = {"prompts": [r["caption"] for r in rows], "real": path}
+            sets["dense"] = {"prompts": [r["caption"] for r in rows], "real": split}
     with open(user_file) as f:
         sets["user"] = {"prompts": [json.loads(line)["prompt"] for line in f], "real": None}
     return sets
@@ -81,9 +81,9 @@ def rewrite_all(rewriter, prompts, seeds) -> tuple[list, list]:
     for p in prompts:
         row = []
         for s in range(seeds):
-            t0 = time.perf_counter()
+            t0 = bench.clock()
             row.append(rewriter(p, seed=s))
-            ms.append(1e3 * (time.perf_counter() - t0))
+            ms.append(1e3 * (bench.clock() - t0))
         per_prompt.append(row)
     return [row[0] for row in per_prompt], per_prompt, ms
 
@@ -96,8 +96,7 @@ def rewrite_report(ckpt, rewriter, better=None, data_dir="tiny_data", n=128, ste
         pipes["better_"] = Pipeline(better, device=device)
     frames = base.ckpt["extra"]["frames"]
     sets = load_sets(data_dir, n, user_file)
-    train, specs = fd.load_clips(os.path.join(data_dir, "train", "clips.jsonl"))
-    probe = fd.load_or_train_probe(data_dir, train, specs)
+    probe = fd.load_or_train_probe(data_dir)
     out = {"ckpt": str(ckpt), "better": better and str(better), "n": n, "steps": steps,
            "cfg": cfg, "seeds": seeds}
 
@@ -125,7 +124,7 @@ def rewrite_report(ckpt, rewriter, better=None, data_dir="tiny_data", n=128, ste
     for name, s in sets.items():
         real = None
         if s["real"] is not None:
-            real = fd.features(probe, fd.load_clips(s["real"], frames=frames)[0])
+            real = bench.real_features(probe, data_dir, s["real"], frames)
         conditions = [("raw", s["prompts"])]
         if "rewrites" in s:
             conditions.append(("rewritten", [r.text for r in s["rewrites"]]))
@@ -146,7 +145,7 @@ def rewrite_report(ckpt, rewriter, better=None, data_dir="tiny_data", n=128, ste
                 out[f"{key}_adherence"], out[f"{name}_scored_prompts"] = \
                     adherence_to_stated(v, s["prompts"])
                 if real is not None:
-                    out[f"{key}_fvd"] = fd.frechet(fd.features(probe, v), real)
+                    out[f"{key}_fvd"] = bench.fvd(probe, v, real)
 
     # 3. the claim, on the sparse val and test prompts
     for name in ("val", "test"):
@@ -176,13 +175,10 @@ def rewrite_report(ckpt, rewriter, better=None, data_dir="tiny_data", n=128, ste
 def plot(fig: dict, path: str) -> str:
     """Two panels: tiny FVD (val, test) and adherence to the stated attributes (val, test,
     user) per condition; lower FVD and higher adherence are better."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     conds = [c for c in ("raw", "rewritten", "better_raw", "better_rewritten")
              if f"val_{c}_adherence" in fig]
-    f, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    f = Figure(figsize=(11, 3.8))
+    axes = f.subplots(1, 2)
     for ax, metric, sets in ((axes[0], "fvd", ("val", "test")),
                              (axes[1], "adherence", ("val", "test", "user"))):
         for k, c in enumerate(conds):
@@ -198,7 +194,77 @@ def plot(fig: dict, path: str) -> str:
                        label="dense captions")
             ax.set_ylim(0.0, 1.0)
     axes[0].legend(fontsize=8)
-    f.tight_layout()
-    f.savefig(path, dpi=120)
-    plt.close(f)
-    return path
+    return bench.save_figure(f, path)
+
+
+# ----------------------------------------------------------------------------- the command
+CONDITIONS = ("raw", "rewritten", "better_raw", "better_rewritten", "generator")
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "rewrite", run, "prompt rewriting: with vs without on sparse and "
+                      "hand-written prompts (adherence to what the user stated, tiny FVD), "
+                      "guard acceptance, diversity, latency; rewriting vs a better DiT")
+    p.add_argument("--ckpt", required=True, help="the DiT (train_dit.py --stage video)")
+    p.add_argument("--rewriter", default="runs/rewriter/ckpt.pt", help="train_rewriter.py output")
+    p.add_argument("--better", default=None, help="a better DiT to compare the gain with (e.g. "
+                   "the video stage trained twice as long)")
+    p.add_argument("--prompts", default="prompts/user_prompts.jsonl", help="hand-written prompts")
+    p.add_argument("--seeds", type=int, default=4, help="rewrites per prompt for diversity")
+    p.add_argument("--temperature", type=float, default=0.8, help="rewriter sampling temperature")
+    p.add_argument("--backend", default="local", choices=["local", "openai"], help="local: the "
+                   "tiny LM; openai: an OpenAI-compatible endpoint (falls back to local)")
+    p.add_argument("--llm-url", default=None, help="endpoint base URL (minivid/llm_api.py)")
+    p.add_argument("--llm-model", default=None, help="endpoint model name")
+    p.add_argument("--llm-timeout", type=float, default=20.0, help="seconds per endpoint try")
+    bench.shared_args(p, "data", "n", "steps", "cfg", "gif", "plot", "device",
+                      help={"n": "sparse prompts per set (val, test)",
+                            "gif": "GIF: typed vs rewritten (vs better DiT)",
+                            "plot": "PNG: FVD and adherence per condition"})
+
+
+def run(args) -> dict:
+    bench.at_least(args, n=2, steps=1, seeds=1, temperature=0)
+    bench.need(args.ckpt, "Train one first: python train_dit.py --stage video ... (README)")
+    bench.need(args.rewriter, "Train the rewriter first: python train_rewriter.py --out "
+               "runs/rewriter")
+    if args.better:
+        bench.need(args.better, "Train it first, e.g. python train_dit.py --stage video "
+                   "--init-from runs/dit_image/ckpt.pt --steps 2998 --out runs/dit_video_2x "
+                   "(README)")
+    bench.need_data(args.data)
+    bench.need(args.prompts, "The hand-written prompts ship in prompts/user_prompts.jsonl")
+    rewriter = Rewriter.load(args.rewriter, args.temperature)
+    if args.backend == "openai":
+        rewriter = ApiRewriter(args.llm_url, args.llm_model, timeout=args.llm_timeout,
+                               fallback=rewriter)
+    fig = rewrite_report(args.ckpt, rewriter, args.better, args.data, args.n, args.steps,
+                         args.cfg, args.seeds, args.device, args.gif, args.prompts)
+    conds = [c for c in CONDITIONS if f"val_{c}_adherence" in fig or f"user_{c}_adherence" in fig]
+    cells = {}
+    for s in ("val", "test", "user", "dense"):
+        cells[s] = []
+        for c in conds:
+            a, f = fig.get(f"{s}_{c}_adherence"), fig.get(f"{s}_{c}_fvd")
+            cells[s].append("" if a is None else f"{a:.3f}" + ("" if f is None else f" / {f:.1f}"))
+    bench.print_columns(f"{args.n} sparse prompts per set (user: "
+                        f"{fig['user_scored_prompts'] // args.seeds} that state an attribute, "
+                        f"x {args.seeds} seeds), {args.steps} Euler steps, CFG {args.cfg}; "
+                        "adherence to what the user stated / tiny FVD to the real clips",
+                        ["set"] + [c.replace("_", " ") for c in conds], cells.items())
+    rows = [("guard accepted (no template)", fig["guard_accepted"]),
+            ("guard accepted at the first sample", fig["guard_first_sample"]),
+            (f"distinct scenes per prompt ({args.seeds} seeds)", fig["distinct_scenes_per_prompt"]),
+            ("ms per rewrite (median)", fig["rewrite_ms_median"]),
+            ("user: rewritten minus the world's captions of the same scenes",
+             fig["user_rewritten_minus_generator_captions"])]
+    for s in ("val", "test"):
+        rows.append((f"{s}: FVD gain from rewriting", fig[f"{s}_rewriting_fvd_gain"]))
+        if args.better:
+            rows.append((f"{s}: FVD gain from the better DiT", fig[f"{s}_better_dit_fvd_gain"]))
+            rows.append((f"{s}: the larger gain", fig[f"{s}_larger_fvd_gain"]))
+    bench.print_table("the rewriter, and the claim", rows)
+    if args.plot:
+        print(f"wrote {plot(fig, args.plot)}")
+    bench.print_json("rewrite", fig)
+    return fig

@@ -14,15 +14,27 @@ shift -> VAE decode -> crop the frames the causal VAE padded -> uint8.
 The latent shape comes from the VAE: 16 frames pad to 17 = 1 + 4 * 4 for a tf = 4 VAE, i.e.
 5 latent frames; frames = 1 is a still image (1 latent frame).
 
-Used by sample.py (CLI), minivid/dit_bench.py (evaluation) and train_dit.py (previews).
+Long videos (clip extension): `sample_long` makes one clip after another, each continuing the
+latent frames made so far (their packed history, minivid/history.py, in front of the new
+clip's noise); the whole latent sequence is decoded in one causal VAE pass at the end:
+
+    clip 0:   text -> 5 latent frames (17 pixel frames), exactly the video model's job
+    clip m:   history (1 + 4 m latent frames) -> context -> 4 new latent frames (16 frames)
+    decode:   the whole 1 + 4 n latent sequence at once (1 + 16 n frames): no seams
+    videos = pipe.extend(["a red circle moves to the left"], clips=8, strategy="pack")
+
+Used by sample.py (CLI), the benchmarks (minivid/*_bench.py) and the trainers' previews.
 The model itself (text encoder + DiT, rebuilt from a checkpoint) lives in minivid/t2v.py.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_10_train_dit.py -q`
 """
 import os
+import time
 
 import torch
 
-from minivid import distillation, extend, flow
+from minivid import distillation, flow
+from minivid.history import (FIRST, NEW, SAMPLE_NOISE, build_context, clip_prompts, frames_of,
+                             noise_history)
 from minivid.latents import decode_latents, encode_uint8
 from minivid.t2v import load_model
 from minivid.vae import fingerprint, load_vae
@@ -48,8 +60,9 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
     cfg = 1 samples the conditional model alone (half the compute); cfg > 1 extrapolates
     away from the unconditional prediction (https://arxiv.org/abs/2207.12598).
     sampler: a flow step function or its name ("euler", "heun"); times: a custom time grid.
-    cond_frames: (N, C, Tc, h, w) clean normalised latent frames the new ones continue (clip
-    extension); they condition both guidance halves, only the caption is dropped.
+    cond_frames: (N, C, Tc, h, w) clean normalised latent frames the new ones continue, or
+    a packed history (minivid/history.Context, clip extension: sample_long); they condition
+    both guidance halves, only the caption is dropped.
     init, strength: image-to-image (SDEdit, https://arxiv.org/abs/2108.01073): start from the
     normalised latents `init` (N, C, T, h, w) noised to time `strength` on the straight path,
     (1 - s) * init + s * noise, and integrate from t = s (not 1) down to 0; the layout that
@@ -84,6 +97,37 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
                         steps, step=sampler, times=times)
         out.append(x.float().cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
+                cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
+                latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None):
+    """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
+    h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
+    (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
+    extension benchmark times and sizes them). The noise of clip m comes from seed + 1000 m,
+    so strategies given the same seed start from the same noise."""
+    if clips < 1:
+        raise ValueError(f"clips = {clips}: a video needs at least one clip")
+    texts = clip_prompts(prompts, clips)
+    C = model["dit"].cfg.in_channels
+    z = torch.zeros(len(texts), C, 0, *latent_hw)                      # (B, C, 0, h, w)
+    for m in range(clips):
+        tau = torch.full((len(texts),), SAMPLE_NOISE)  # the history, a little noised
+        g = torch.Generator().manual_seed(seed + 1000 * m + 1)
+        ctx = build_context(noise_history(z, tau, g), strategy, window, tau) if m else None
+        T = FIRST if m == 0 else NEW
+        t0 = time.perf_counter()
+        new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
+                             seed + 1000 * m, sampler, batch_size=batch_size, cond_frames=ctx)
+        seconds = time.perf_counter() - t0
+        z = torch.cat([z, new], dim=2)                                  # (B, C, L + T, h, w)
+        if on_clip is not None:
+            on_clip(m, seconds, ctx)
+        if progress is not None:
+            progress.update()
+    return z
 
 
 class Pipeline:
@@ -140,19 +184,19 @@ class Pipeline:
     def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
                on_clip=None, progress=None, sampler: str = "euler"):
-        """Long videos clip by clip (minivid/extend.py) -> uint8 (N, 1 + 16 clips, H, W, 3).
+        """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
-                             "it is not a --stage extend model). Train one with train_dit.py "
-                             "--stage extend --init-from <video ckpt>")
+                             "train_extend.py did not make it). Train one with python "
+                             "train_extend.py --init-from <video ckpt>")
         if self.distilled:
             self.check_steps(steps)
             cfg, sampler = 1.0, distillation.student_step
-        z = extend.extend(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
-                          tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress)
-        return self.decode(z, extend.frames_of(clips), batch_size)
+        z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
+                        tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress)
+        return self.decode(z, frames_of(clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:
         """A student jumps only by the step sizes it learnt: d = 1/n from t = 1 - k/n, for n in

@@ -9,10 +9,11 @@ download and most of the compute.
 Why words, not bytes: a tiny-world caption is ~40 words but ~200 bytes. Attention cost grows
 with length and the text encoder runs every training step, so words are ~5x cheaper on CPU.
 The price is a vocabulary: `build_vocab(captions, max_size)` builds it from the training
-captions (lower-cased, punctuation split off) and it is stored IN `TextConfig.vocab`, so the
-checkpoint config alone rebuilds the tokenizer. Any string still tokenizes: words not in the
-vocabulary (typos, other languages, emoji) become `<unk>`; Unicode is NFKC-normalised and
-`\\w` matches letters of every script, so "Café" and "日本" are words like any other.
+captions (lower-cased, punctuation split off: minivid.vocab.split_words, the parser's and the
+rewriter's words too) and it is stored IN `TextConfig.vocab`, so the checkpoint config alone
+rebuilds the tokenizer. Any string still tokenizes: words not in the vocabulary (typos,
+other languages, emoji) become `<unk>`; Unicode is NFKC-normalised and `\\w` matches letters
+of every script, so "Café" and "日本" are words like any other.
 
 Why RoPE for word positions (minivid/rope.py), not a learned table: the hard part of a
 two-object caption is BINDING, "a tiny purple ball that starts on the left ...; and a large
@@ -36,8 +37,6 @@ False on padding; the same meaning as `attn_mask` in F.scaled_dot_product_attent
 """
 import dataclasses
 import math
-import re
-import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,15 +46,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minivid.rope import apply_rope, rope_angles
+from minivid.vocab import split_words
 
 SPECIALS = ["<pad>", "<unk>", "<bos>"]   # ids 0, 1, 2 in every vocabulary
 PAD, UNK, BOS = 0, 1, 2
-
-
-def split_words(text: str) -> list[str]:
-    """Lower-cased words and single punctuation marks: "A red, big Box." -> a red , big box ."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return re.findall(r"\w+|[^\w\s]", text)
 
 
 def build_vocab(captions: list[str], max_size: int = 2000) -> list[str]:
@@ -138,26 +132,56 @@ PRESETS = {
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer layer (GPT-2 / ViT style) with a key padding mask."""
+    """Pre-LayerNorm transformer layer (GPT-2 / ViT style) with rotary positions.
 
-    def __init__(self, dim: int, heads: int):
+    causal=False (the text encoder): every word sees every real word of its caption, padding
+    hidden by a key mask. causal=True (the rewriter's GPT, minivid/gpt.py): word l sees words
+    0..l only, so the layer can be trained to predict the next word at every position."""
+
+    def __init__(self, dim: int, heads: int, causal: bool = False):
         super().__init__()
-        self.heads = heads
+        self.heads, self.causal = heads, causal
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"),
                                  nn.Linear(4 * dim, dim))
 
-    def forward(self, x, mask, rope):
-        """x: (B, L, D), mask: (B, L) bool, rope: (cos, sin) of the word positions
-        -> (B, L, D)"""
+    def forward(self, x, rope, mask=None):
+        """x: (B, L, D), rope: (cos, sin) of the word positions, mask: (B, L) bool, True on
+        real words (None: no padding; a causal layer takes none) -> (B, L, D)"""
         B, L, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads) \
                       .permute(2, 0, 3, 1, 4)                           # 3 x (B, nh, L, hs)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)              # relative positions
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        keys = None if mask is None else mask[:, None, None, :]         # (B, 1, 1, L)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, is_causal=self.causal)
         x = x + self.proj(a.transpose(1, 2).reshape(B, L, D))           # (B, L, D)
         return x + self.mlp(self.norm2(x))
+
+
+def gpt2_init(model: nn.Module, blocks: nn.ModuleList) -> None:
+    """GPT-2 init, for the text encoder and the GPT (minivid/gpt.py) alike:
+    N(0, 0.02) for every matrix and embedding, zero biases; the projections that write into
+    the residual stream are scaled by 1/sqrt(2 * depth), so the stream's variance does not
+    grow with depth. LayerNorms keep their (1, 0) default."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    for b in blocks:
+        for m in (b.proj, b.mlp[2]):
+            nn.init.normal_(m.weight, std=0.02 / math.sqrt(2 * len(blocks)))
+
+
+def transformer_flops(L: int, dim: int, depth: int, vocab_out: int = 0) -> int:
+    """Training FLOPs (forward + backward = 3 x forward) of `depth` Blocks on one sequence of
+    L tokens: 2 per multiply-add, 12 D^2 weights per layer (qkv 3, proj 1, MLP 8), plus the
+    attention scores and mixing (2 L^2 D multiply-adds per layer), plus an output layer of
+    `vocab_out` words (the GPT's tied one; 0 for the text encoder). The embedding lookup is
+    free; see DiT.flops for the derivation."""
+    D, n = dim, depth
+    return 3 * (2 * L * (12 * D * D * n + D * vocab_out) + 4 * n * L * L * D)
 
 
 class TextEncoder(nn.Module):
@@ -175,20 +199,7 @@ class TextEncoder(nn.Module):
         self.tok_emb = nn.Embedding(len(cfg.vocab), cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
-        self.initialize_weights()
-
-    def initialize_weights(self):
-        # GPT-2 init: N(0, 0.02) for every matrix and embedding, zero biases; the projections
-        # that write into the residual stream are scaled by 1/sqrt(2 * depth) so the stream's
-        # variance does not grow with depth. LayerNorms keep their (1, 0) default.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-        for b in self.blocks:
-            for m in (b.proj, b.mlp[2]):
-                nn.init.normal_(m.weight, std=0.02 / math.sqrt(2 * self.cfg.depth))
+        gpt2_init(self, self.blocks)
 
     def forward(self, ids, mask):
         """
@@ -201,7 +212,7 @@ class TextEncoder(nn.Module):
         x = self.tok_emb(ids)                                            # (B, L, D)
         rope = rope_angles(torch.arange(L, device=ids.device), self.cfg.dim // self.cfg.heads)
         for block in self.blocks:
-            x = block(x, mask, rope)
+            x = block(x, rope, mask)
         return self.norm(x) * mask[..., None]                            # (B, L, D)
 
     def encode(self, captions: list[str], allow_empty: bool = False, length: int | None = None):
@@ -212,11 +223,9 @@ class TextEncoder(nn.Module):
         return self(ids.to(device), mask), mask
 
     def flops(self, L: int) -> int:
-        """Training FLOPs (forward + backward = 3 x forward) for one caption of L tokens:
-        6 * L * (12 D^2 per layer)  +  12 * depth * L^2 * D (attention scores and mixing).
-        The embedding lookup is free; see DiT.flops for the derivation."""
-        D, n = self.cfg.dim, self.cfg.depth
-        return 3 * (2 * L * 12 * D * D * n + 4 * n * L * L * D)
+        """Training FLOPs for one caption of L tokens:
+        6 * L * (12 D^2 per layer)  +  12 * depth * L^2 * D (attention scores and mixing)."""
+        return transformer_flops(L, self.cfg.dim, self.cfg.depth)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
 from minivid.checkpoint import check_config, load_checkpoint, load_state_strict
 
@@ -190,39 +191,39 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, C, T, H, W) in [-1, 1], T = 1 + tf*k -> mean, logvar: each (B, Cl, T', h, w)."""
         B, C, T, H, W = x.shape
-        p, tf, S = self.cfg.patch, self.cfg.tf, self.cfg.pixel_width
+        p, tf = self.cfg.patch, self.cfg.tf
         check_frames(T, tf)
         if C != self.cfg.channels or H % p or W % p:
             raise ValueError(f"expected (B, {self.cfg.channels}, T, H, W) with H, W divisible by "
                              f"patch {p}; got {tuple(x.shape)}. Resize or crop the frames.")
-        Tl, h, w = 1 + (T - 1) // tf, H // p, W // p
-        x = self.stem(x.transpose(1, 2).reshape(B * T, C, H, W))   # (B*T, S, H, W), per frame
-        x = x.view(B, T, S, H, W)
+        Tl = 1 + (T - 1) // tf
+        x = self.stem(rearrange(x, "b c t h w -> (b t) c h w"))    # (B*T, S, H, W), per frame
+        x = rearrange(x, "(b t) s h w -> b t s h w", b=B)          # (B, T, S, H, W)
         first = x[:, :1].expand(-1, tf - 1, -1, -1, -1)            # frame 0, tf - 1 more times
         x = F.silu(torch.cat([first, x], dim=1))                   # (B, tf*T', S, H, W)
-        x = x.reshape(B, Tl, tf, S, h, p, w, p)                    # (B, T', tf, S, h, p, w, p)
-        x = x.permute(0, 1, 4, 6, 2, 3, 5, 7)                      # (B, T', h, w, tf, S, p, p)
-        x = self.embed(x.reshape(B, Tl, h, w, self.patch_dim))     # (B, T', h, w, D)
-        x = x.permute(0, 1, 4, 2, 3).reshape(B * Tl, -1, h, w)     # (B*T', D, h, w)
+        # Patchify: each latent frame's tf frames x p x p pixels x S features -> one token.
+        x = rearrange(x, "b (t f) s (h p) (w q) -> b t h w (f s p q)", f=tf, p=p, q=p)
+        x = self.embed(x)                                          # (B, T', h, w, D)
+        x = rearrange(x, "b t h w d -> (b t) d h w")               # (B*T', D, h, w)
         for block in self.enc:
             x = block(x, Tl)
-        x = self.enc_out(x).view(B, Tl, 2 * self.cfg.latent, h, w)  # (B, T', 2Cl, h, w)
-        mean, logvar = x.transpose(1, 2).chunk(2, dim=1)            # (B, Cl, T', h, w) each
+        x = rearrange(self.enc_out(x), "(b t) c h w -> b c t h w", b=B)  # (B, 2Cl, T', h, w)
+        mean, logvar = x.chunk(2, dim=1)                           # (B, Cl, T', h, w) each
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, Cl, T', h, w) -> video (B, C, 1 + tf*(T'-1), h*p, w*p), roughly in [-1, 1]."""
         B, Cl, Tl, h, w = z.shape
-        p, tf, C, S = self.cfg.patch, self.cfg.tf, self.cfg.channels, self.cfg.pixel_width
-        T, H, W = 1 + tf * (Tl - 1), h * p, w * p
-        x = self.dec_in(z.transpose(1, 2).reshape(B * Tl, Cl, h, w))  # (B*T', D, h, w)
+        p, tf = self.cfg.patch, self.cfg.tf
+        x = self.dec_in(rearrange(z, "b c t h w -> (b t) c h w"))  # (B*T', D, h, w)
         for block in self.dec:
             x = block(x, Tl)
-        x = self.dec_out(x).view(B, Tl, tf, S, p, p, h, w)         # (B, T', tf, S, p, p, h, w)
-        x = x.permute(0, 1, 2, 3, 6, 4, 7, 5)                      # (B, T', tf, S, h, p, w, p)
-        x = x.reshape(B, Tl * tf, S, H, W)[:, tf - 1:]             # drop the first frame's repeats
-        x = self.head(x.reshape(B * T, S, H, W))                   # (B*T, C, H, W), per frame
-        return x.view(B, T, C, H, W).transpose(1, 2)               # (B, C, T, H, W)
+        # Unpatchify: one token's features -> tf frames x p x p pixels x S features.
+        x = rearrange(self.dec_out(x), "(b t) (f s p q) h w -> b (t f) s (h p) (w q)",
+                      b=B, f=tf, p=p, q=p)                         # (B, tf*T', S, H, W)
+        x = x[:, tf - 1:]                                          # drop the first frame's repeats
+        x = self.head(rearrange(x, "b t s h w -> (b t) s h w"))    # (B*T, C, H, W), per frame
+        return rearrange(x, "(b t) c h w -> b c t h w", b=B)       # (B, C, T, H, W)
 
     def forward(self, x: torch.Tensor, sample: bool = True,
                 noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

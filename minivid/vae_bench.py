@@ -1,7 +1,7 @@
 """What a VAE costs and what it buys: compression, quality, speed and streaming latency.
 
 Where it sits: after train_vae.py. `python -m minivid.evaluate vae --ckpt runs/vae_t4/ckpt.pt`
-calls `evaluate_vae` and prints the table + one JSON line; train_vae.py prints only PSNR.
+runs `run` here: `evaluate_vae`, its table and one JSON line; train_vae.py prints only PSNR.
 
 Figures (clips are the real 16 frames: padding frames are cropped before measuring):
 - compression: pixel numbers (C*T*H*W) over latent numbers (Cl*T'*h*w).
@@ -18,28 +18,14 @@ Figures (clips are the real 16 frames: padding frames are cropped before measuri
   The compute part re-runs the previous latent frame too (the causal temporal kernel sees
   it), an upper bound: a streaming cache would skip that work.
 """
-import os
-import statistics
-import time
-
 import numpy as np
 import torch
 
+from minivid import bench
 from minivid.data import CaptionedVideos, load_uint8, to_float
 from minivid.latents import roundtrip
 from minivid.metrics import psnr, ssim
 from minivid.vae import load_vae, pad_frames
-
-
-def _ms(fn, repeats=5) -> float:
-    """Median wall time of fn() in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def _quality(model, u8) -> tuple[float, float]:
@@ -61,7 +47,7 @@ def vae_report(model, val_images: np.ndarray, val_clips: np.ndarray, device="cpu
     img_psnr, img_ssim = _quality(model, val_images)
     clip_psnr, clip_ssim = _quality(model, val_clips)
     group = xp[:, :, :1 + cfg.tf]                           # first frame + one group
-    group_ms = _ms(lambda: model.decode(model.encode(group)[0]))
+    group_ms = bench.median_ms(lambda: model.decode(model.encode(group)[0]))
     return {
         "latent_shape_per_clip": f"{Cl}x{Tl}x{h}x{w}",
         "compression_clip": C * T * H * W / (Cl * Tl * h * w),
@@ -69,9 +55,9 @@ def vae_report(model, val_images: np.ndarray, val_clips: np.ndarray, device="cpu
         "dit_tokens_per_clip_p2": Tl * (h // 2) * (w // 2),
         "psnr_images": img_psnr, "ssim_images": img_ssim,
         "psnr_clips": clip_psnr, "ssim_clips": clip_ssim,
-        "encode_ms_per_clip": _ms(lambda: model.encode(xp)),
-        "decode_ms_per_clip": _ms(lambda: model.decode(z)),
-        "first_frame_ms": _ms(lambda: model.decode(model.encode(xp[:, :, :1])[0])),
+        "encode_ms_per_clip": bench.median_ms(lambda: model.encode(xp)),
+        "decode_ms_per_clip": bench.median_ms(lambda: model.decode(z)),
+        "first_frame_ms": bench.median_ms(lambda: model.decode(model.encode(xp[:, :, :1])[0])),
         "worst_frame_ms": 1e3 * cfg.tf / fps + group_ms,
         "val_images": len(val_images), "val_clips": len(val_clips),
         "threads": torch.get_num_threads(), "device": str(device),
@@ -83,8 +69,27 @@ def evaluate_vae(ckpt_path, data_dir, device="cpu", frames=16, size=32) -> dict:
     model, _ = load_vae(ckpt_path)
     val = {}
     for kind in ("images", "clips"):
-        u8, _ = load_uint8(CaptionedVideos(os.path.join(data_dir, "val", f"{kind}.jsonl"),
-                                           frames=frames, size=size), desc=f"decoding val {kind}")
+        u8, _ = load_uint8(CaptionedVideos(bench.manifest(data_dir, "val", kind), frames=frames,
+                                           size=size), desc=f"decoding val {kind}")
         val[kind] = u8
     return {"ckpt": str(ckpt_path), "temporal_compression": model.cfg.tf,
             **vae_report(model, val["images"], val["clips"], device)}
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def add_args(sub) -> None:
+    p = bench.command(sub, "vae", run, "compression, PSNR/SSIM, speed and latency of a VAE")
+    p.add_argument("--ckpt", required=True, help="VAE checkpoint (train_vae.py output)")
+    bench.shared_args(p, "data", "device")
+
+
+def run(args) -> dict:
+    bench.need(args.ckpt, "Train one first: python train_vae.py --preset tiny-t4")
+    for kind in ("images", "clips"):
+        bench.need_data(args.data, "val", kind)
+    fig = evaluate_vae(args.ckpt, args.data, device=args.device)
+    bench.print_table(f"VAE {args.ckpt} on {args.data}/val", fig.items())
+    bench.print_json("vae", fig)
+    return fig

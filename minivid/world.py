@@ -7,11 +7,13 @@ simple enough to check exactly and rich enough to need text and motion:
     1-2 objects  x  3 shapes  x  8 colours  x  2 sizes  x  9 start positions
     x  12 motions (still, 8 directions, bounce, grow, shrink)  x  2 speeds  x  4 backgrounds
 
-A scene is pure data (`Scene`, `Obj`: named attributes only, no free floats), so the dense
-caption can pin down everything visible and the checker can recover it from pixels.
+The world is four small files, imported one way: its words (minivid/vocab.py), its scenes,
+physics and pixels (minivid/scene.py), its captions (minivid/captions.py) and long clips
+(minivid/long_clips.py); this file is the dataset writer on top of them, and it re-exports
+their names, so `from minivid.world import Scene, render, OBJECT_COLOURS` keeps working.
 Rendering is exact (hard edges, flat colours), so clips are stored losslessly as palette GIFs
 and images as PNGs, in the same manifest + media layout a user's own data uses (see
-`minivid/data.py`). Captions live in `minivid/captions.py`.
+`minivid/data.py`).
 
 Run it (CPU, about half a minute for the default sizes):
     python -m minivid.world --out tiny_data            # the default dataset + preview.gif
@@ -20,7 +22,6 @@ Run it (CPU, about half a minute for the default sizes):
 import argparse
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from multiprocessing import Pool
 
 import numpy as np
@@ -28,230 +29,22 @@ from PIL import Image
 from tqdm import tqdm
 
 from minivid import captions
+from minivid.long_clips import clip_scene, sample_long_scene
+from minivid.scene import (HELD_OUT, Obj, Scene, bounding_boxes, fits, overlaps, palette, render,
+                           render_indices, sample_object, sample_scene, shape_mask, trajectory)
+from minivid.vocab import (BACKGROUNDS, BOUNCE_HEIGHT, DIRECTIONS, GROW, GROW_FRAMES, MOTIONS,
+                           MOVING, OBJECT_COLOURS, POSITIONS, SHAPES, SHRINK, SIZES, SPEEDS)
 
-# ----------------------------------------------------------------------------- vocabulary
-# Object colours and background colours are far apart in RGB, so a pixel's nearest palette
-# entry is unambiguous even in a blurry generated clip.
-OBJECT_COLOURS = {
-    "red": (230, 40, 40), "orange": (255, 150, 20), "yellow": (245, 230, 40),
-    "green": (40, 200, 60), "cyan": (40, 220, 230), "blue": (50, 80, 245),
-    "purple": (170, 60, 220), "white": (245, 245, 245),
-}
-BACKGROUNDS = {
-    "black": (0, 0, 0), "grey": (110, 110, 110), "navy": (20, 25, 90), "brown": (95, 60, 30),
-}
-SHAPES = ("circle", "square", "triangle")
-SIZES = {"small": 4.0, "large": 7.0}  # radius in pixels at 32x32 (scaled with resolution)
-# 3x3 grid of named start positions: (x, y) as fractions of the frame.
-POSITIONS = {
-    "top left": (0.22, 0.22), "top": (0.5, 0.22), "top right": (0.78, 0.22),
-    "left": (0.22, 0.5), "centre": (0.5, 0.5), "right": (0.78, 0.5),
-    "bottom left": (0.22, 0.78), "bottom": (0.5, 0.78), "bottom right": (0.78, 0.78),
-}
-# Direction of travel per frame, image coordinates (y grows downwards).
-DIRECTIONS = {
-    "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
-    "up-left": (-1, -1), "up-right": (1, -1), "down-left": (-1, 1), "down-right": (1, 1),
-}
-MOTIONS = ("still", *DIRECTIONS, "bounce", "grow", "shrink")
-SPEEDS = {"slow": 0.5, "fast": 1.0}  # pixels per frame at 32x32 along each moving axis
-MOVING = (*DIRECTIONS, "bounce")     # motions that have a speed
-BOUNCE_HEIGHT = 8.0                  # pixels at 32x32
-GROW, SHRINK = 1.6, 0.55             # final radius / start radius
-# Compositional test split: these colour+shape pairs never appear in train or val.
+# The world's names in one place: this file's own and those of vocab.py and scene.py, which
+# other files import from here (`from minivid.world import Scene, render, OBJECT_COLOURS`).
+__all__ = ["BACKGROUNDS", "BOUNCE_HEIGHT", "DIRECTIONS", "FRAME_MS", "GROW", "GROW_FRAMES",
+           "HELD_OUT", "KINDS", "MOTIONS", "MOVING", "OBJECT_COLOURS", "POSITIONS", "SHAPES",
+           "SHRINK", "SIZES", "SPEEDS", "Obj", "Scene", "bounding_boxes", "default_sizes",
+           "fits", "generate", "main", "overlaps", "palette", "render", "render_indices",
+           "sample_object", "sample_scene", "shape_mask", "trajectory", "write_media",
+           "write_preview"]
+
 FRAME_MS = 120                       # GIF frame time (about 8 fps)
-HELD_OUT = {("red", "triangle"), ("green", "circle"), ("blue", "square"), ("yellow", "triangle")}
-
-
-@dataclass
-class Obj:
-    shape: str
-    colour: str
-    size: str
-    position: str          # named start cell, a key of POSITIONS
-    motion: str = "still"  # a key of MOTIONS ("still" for images)
-    speed: str = ""        # "slow" | "fast" for MOVING motions, "" otherwise
-    # Changes of motion for long clips: [frame, motion, speed] each, frames increasing. From
-    # that frame on the object moves the new way, starting where it is ("it moves right, then
-    # turns and moves up"). Empty for every short clip and image.
-    turns: list = field(default_factory=list)
-
-
-@dataclass
-class Scene:
-    background: str
-    objects: list = field(default_factory=list)  # list[Obj]
-    frames: int = 16                             # 1 = a still image
-    res: int = 32
-
-    def to_dict(self):
-        d = asdict(self)
-        for o in d["objects"]:  # short clips keep the manifest layout they always had
-            if not o["turns"]:
-                del o["turns"]
-        return d
-
-    @staticmethod
-    def from_dict(d):
-        return Scene(d["background"], [Obj(**o) for o in d["objects"]], d["frames"], d["res"])
-
-
-# ----------------------------------------------------------------------------- geometry
-# Physics that stays defined for clips of ANY length (long clips, minivid/extend.py):
-# - a moving object REFLECTS off the frame edges like a billiard ball: the velocity component
-#   that would take its box (centre +- r) out of the frame flips sign, the speed is kept;
-# - a bounce hops forever (period 16 or 8 frames) on the floor where it started;
-# - grow / shrink change the radius over GROW_FRAMES frames, then the object holds its size;
-# - objects do not collide with each other: the later one is drawn on top where they cross;
-# - `Obj.turns` switch the motion at given frames, from wherever the object is then.
-# A short clip's objects never reach an edge (sample_object rejects those), so for 16-frame
-# clips this is exactly straight-line motion: the dataset is what it always was.
-GROW_FRAMES = 15                     # frames a grow / shrink takes (a 16-frame clip's length)
-
-
-def _reflect(u, lo, hi):
-    """Fold positions u into [lo, hi] by mirror reflections at both walls (arrays, pixels).
-    Values already inside are returned unchanged, bit for bit."""
-    span = np.maximum(hi - lo, 1e-9)
-    m = np.mod(u - lo, 2 * span)
-    folded = lo + np.where(m <= span, m, 2 * span - m)
-    return np.where((u >= lo) & (u <= hi), u, folded)
-
-
-def _piece(motion, speed, x0, y0, r0, t, s):
-    """Centre and radius over times t (frames since the piece began) for ONE motion that
-    starts at (x0, y0) with radius r0; no walls yet."""
-    x, y, r = np.full(len(t), x0), np.full(len(t), y0), np.full(len(t), r0)
-    if motion in DIRECTIONS:
-        dx, dy = DIRECTIONS[motion]
-        v = SPEEDS[speed] * s
-        x, y = x0 + dx * v * t, y0 + dy * v * t
-    elif motion == "bounce":
-        # A ball bouncing on the floor at its start height: |sin| hops, one hop per period.
-        period = 16 if speed == "slow" else 8
-        y = y0 - BOUNCE_HEIGHT * s * np.abs(np.sin(np.pi * t / period))
-    elif motion in ("grow", "shrink"):
-        end = GROW if motion == "grow" else SHRINK
-        r = r0 * (1 + (end - 1) * np.minimum(t / GROW_FRAMES, 1.0))
-    return x, y, r
-
-
-def trajectory(obj, frames, res, walls=True):
-    """Centre and radius of `obj` in every frame: three float arrays of length T (pixels).
-
-    walls=False is free flight (straight through the edges): `fits` uses it to keep short
-    clips' objects away from the edges."""
-    s = res / 32.0
-    x0, y0 = POSITIONS[obj.position]
-    state = (x0 * res, y0 * res, SIZES[obj.size] * s)          # centre and radius at a piece start
-    pieces = [(0, obj.motion, obj.speed)] + [tuple(tr) for tr in obj.turns]
-    x, y, r = (np.zeros(frames) for _ in range(3))
-    for k, (f0, motion, speed) in enumerate(pieces):
-        if f0 >= frames:
-            break
-        f1 = min(pieces[k + 1][0] if k + 1 < len(pieces) else frames, frames)
-        t = np.arange(f1 - f0 + 1, dtype=np.float64)           # one frame past the piece's end
-        px, py, pr = _piece(motion, speed, *state, t, s)
-        if walls:
-            px, py = _reflect(px, pr, res - pr), _reflect(py, pr, res - pr)
-        x[f0:f1], y[f0:f1], r[f0:f1] = px[:-1], py[:-1], pr[:-1]
-        state = (px[-1], py[-1], pr[-1])                       # the next piece starts here
-    return x, y, r
-
-
-def shape_mask(shape, cx, cy, r, res):
-    """Boolean (H, W) mask of one shape, tested at pixel centres (hard edges, exact)."""
-    yy, xx = np.mgrid[0:res, 0:res] + 0.5
-    if shape == "circle":
-        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-    if shape == "square":  # half-side 0.85 r: about the same area as the circle
-        h = 0.85 * r
-        return (np.abs(xx - cx) <= h) & (np.abs(yy - cy) <= h)
-    if shape == "triangle":  # upright isosceles triangle inscribed in the 2r x 2r box
-        top, bottom = cy - r, cy + r
-        frac = (yy - top) / (2 * r)  # 0 at the apex, 1 at the base
-        return (yy >= top) & (yy <= bottom) & (np.abs(xx - cx) <= frac * r)
-    raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
-
-
-def bounding_boxes(obj, frames, res, walls=True):
-    """(T, 4) array of x0, y0, x1, y1 boxes, for the fits-in-frame and no-overlap rules."""
-    x, y, r = trajectory(obj, frames, res, walls)
-    return np.stack([x - r, y - r, x + r, y + r], axis=1)
-
-
-def fits(obj, frames, res):
-    """True when the object stays inside the frame in free flight (never touches a wall)."""
-    b = bounding_boxes(obj, frames, res, walls=False)
-    return bool((b[:, :2] >= 0).all() and (b[:, 2:] <= res).all())
-
-
-def overlaps(a, b, frames, res, margin=1.0):
-    ba, bb = bounding_boxes(a, frames, res), bounding_boxes(b, frames, res)
-    sep = ((ba[:, 2] + margin < bb[:, 0]) | (bb[:, 2] + margin < ba[:, 0])
-           | (ba[:, 3] + margin < bb[:, 1]) | (bb[:, 3] + margin < ba[:, 1]))
-    return bool((~sep).any())
-
-
-# ----------------------------------------------------------------------------- sampling
-def sample_object(rng, frames, res, colours, pairs_ok):
-    """Draw one object that stays fully inside the frame (rejection sampling)."""
-    while True:
-        shape, colour = rng.choice(SHAPES), rng.choice(colours)
-        if not pairs_ok((colour, shape)):
-            continue
-        motion = "still" if frames == 1 else rng.choice(MOTIONS)
-        obj = Obj(shape=str(shape), colour=str(colour), size=str(rng.choice(list(SIZES))),
-                  position=str(rng.choice(list(POSITIONS))), motion=str(motion),
-                  speed=str(rng.choice(list(SPEEDS))) if motion in MOVING else "")
-        if fits(obj, frames, res):
-            return obj
-
-
-def sample_scene(rng, split="train", frames=16, res=32, n_objects=None):
-    """A random scene. `split` "test" puts a held-out colour+shape pair in every scene;
-    "train" and "val" never contain one. n_objects: 1 or 2, else drawn (60% one object)."""
-    if n_objects is None:
-        n_objects = 1 if rng.random() < 0.6 else 2
-    while True:
-        scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), frames=frames, res=res)
-        colours = list(OBJECT_COLOURS)
-        for k in range(n_objects):
-            if split == "test" and k == 0:
-                ok = lambda p: p in HELD_OUT  # noqa: E731
-            elif split == "test":
-                ok = lambda p: True  # noqa: E731
-            else:
-                ok = lambda p: p not in HELD_OUT  # noqa: E731
-            obj = sample_object(rng, frames, res, colours, ok)
-            colours.remove(obj.colour)  # two objects never share a colour
-            scene.objects.append(obj)
-        a = scene.objects
-        if len(a) == 1 or (a[0].position != a[1].position and not overlaps(a[0], a[1], frames, res)):
-            return scene
-
-
-# ----------------------------------------------------------------------------- rendering
-def palette(scene):
-    """The scene's colours as a (K, 3) uint8 array: index 0 background, then each object."""
-    cols = [BACKGROUNDS[scene.background]] + [OBJECT_COLOURS[o.colour] for o in scene.objects]
-    return np.array(cols, dtype=np.uint8)
-
-
-def render_indices(scene):
-    """Palette indices of every pixel: uint8 (T, H, W); 0 = background, k = object k."""
-    T, R = scene.frames, scene.res
-    out = np.zeros((T, R, R), dtype=np.uint8)
-    for k, obj in enumerate(scene.objects, start=1):
-        x, y, r = trajectory(obj, T, R)
-        for t in range(T):
-            out[t][shape_mask(obj.shape, x[t], y[t], r[t], R)] = k
-    return out
-
-
-def render(scene):
-    """The scene's pixels: uint8 (T, H, W, 3)."""
-    return palette(scene)[render_indices(scene)]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -282,7 +75,6 @@ def _make_one(job):
     key = [seed, ["train", "val", "test"].index(split), KINDS.index(kind), i]
     rng = np.random.default_rng(key)
     if kind == "long":  # `frames` is the number of clips here
-        from minivid.long_clips import clip_scene, sample_long_scene  # (it imports this file)
         scene = sample_long_scene(rng, split, clips=frames, res=res)
     else:
         scene = sample_scene(rng, split, frames=1 if kind == "images" else frames, res=res)

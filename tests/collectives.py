@@ -3,7 +3,7 @@ OUT_DIR script.py [flags...]`, under torchrun like the script itself (tests/test
 
 Not a test file: a launcher. It wraps torch.distributed's collective functions with counters,
 runs the script as __main__, and at the end writes OUT_DIR/rank<R>.json with the counts and
-the script's final `step` and planned total (its globals), so a test can check that every
+the script's final step and planned total (its `run`, minivid/run.py), so a test can check that every
 rank stopped at the same step and that the loop met the other ranks only at log points.
 DDP's own gradient all-reduce runs inside its C++ reducer, not through these functions, so it
 is not counted: it is the one collective a data-parallel step must make.
@@ -40,9 +40,9 @@ real_cleanup = common.dist_cleanup
 def report_then_cleanup():
     """The script's last line: write this rank's counts and final step, then the real
     dist_cleanup (which ends a distributed process with os._exit, so nothing runs after it)."""
-    g = sys._getframe(1).f_globals  # the script's own globals (runpy's __main__)
+    run = sys._getframe(1).f_globals["run"]  # the script's minivid.run.Run (runpy's __main__)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-        json.dump({"counts": dict(counts), "step": g["step"], "total": g["budget"].total}, f)
+        json.dump({"counts": dict(counts), "step": run.step, "total": run.budget.total}, f)
     real_cleanup()
 
 

@@ -5,11 +5,16 @@ rich enough to need text and motion (shapes, colours, sizes, start cells, 12 mot
 speeds, backgrounds, 1-2 objects) and simple enough to check exactly. Each sample carries a
 dense caption (everything visible), a sparse caption (what a user types) and the scene spec
 (ground truth). A held-out test split holds colour+shape pairs never seen in training.
+The world is a few small files imported one way: its words (vocab.py) <- the parser and the
+captions; vocab <- its scenes, physics and pixels (scene.py) <- long clips; all of them <- the
+dataset writer (world.py), which re-exports their names.
 
 Run: python -m pytest tests/test_01_world.py -q
 """
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -104,3 +109,19 @@ def test_6_files_are_exact(tmp_path):
         got = ((ds[i]["video"].permute(1, 2, 3, 0) + 1) * 127.5).round().byte().numpy()
         assert np.array_equal(got, want), rows[i]["media"]
     assert os.path.exists(tmp_path / "train" / "images" / "000000.png")
+
+
+# 7. Imports flow one way: each part of the world imports on its own in a fresh process and
+#    loads only the parts below it; vocab.py, at the bottom, loads nothing else of minivid.
+def test_7_imports_flow_one_way():
+    code = ("import importlib, sys; importlib.import_module(sys.argv[1]); "
+            "print(*sorted(m[8:] for m in sys.modules if m.startswith('minivid.')))")
+    loaded = {}
+    for mod in ("vocab", "prompt_parse", "captions", "scene", "long_clips", "world"):
+        out = subprocess.run([sys.executable, "-c", code, f"minivid.{mod}"], check=True,
+                             capture_output=True, text=True)
+        loaded[mod] = set(out.stdout.split())
+    assert loaded["vocab"] == {"vocab"}
+    assert loaded["captions"] == {"vocab", "prompt_parse", "captions"}
+    assert loaded["long_clips"] == {"vocab", "scene", "long_clips"}
+    assert loaded["world"] == {"vocab", "prompt_parse", "captions", "scene", "long_clips", "world"}

@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minivid.data import (CaptionedVideos, collate, load_uint8, read_frames, save_grid,
+from minivid.data import (CaptionedVideos, collate, load_uint8, save_grid,
                           save_video, to_float, to_uint8)
 
 

@@ -5,7 +5,8 @@ checker reads only pixels and recovers background, colours, shapes, sizes, start
 motions and speeds; adherence = fraction of the attributes a caption states that hold.
 The Fréchet distance compares two sets of clips in the feature space of a small probe
 network trained on tiny-world attributes (our tiny FVD): real-vs-real is small, frames out
-of order or noise are far away.
+of order or noise are far away. The probe trains on the one training loop (minivid/run.py),
+so a stopped probe training resumes exactly like any trainer's run.
 
 Run: python -m pytest tests/test_03_evaluate.py -q
 """
@@ -13,6 +14,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from minivid import checker, evaluate, fd, world
 
@@ -87,9 +89,9 @@ def test_4_frechet_math():
 # 5. Tiny FVD on real data: val-vs-train is small next to val-vs-shuffled-frames and
 #    val-vs-noise (a probe trained briefly already separates them).
 @pytest.mark.slow
-def test_5_tiny_fvd_separates(tiny):
+def test_5_tiny_fvd_separates(tiny, tmp_path):
     _, train, train_specs, val, _, _ = tiny
-    probe = fd.train_probe(train, train_specs, steps=300)
+    probe = fd.train_probe(train, train_specs, tmp_path / "probe", steps=300)
     rng = np.random.default_rng(0)
     f_val, f_train = fd.features(probe, val), fd.features(probe, train)
     shuffled = np.stack([v[rng.permutation(len(v))] for v in val])
@@ -108,4 +110,27 @@ def test_6_evaluate_data_command(tiny, capsys):
     fig = json.loads(last)
     assert fig["eval"] == "data" and fig["adherence_real_val"] >= 0.99
     assert fig["adherence_swapped_captions"] < 0.5
-    assert (out / "probe.pt").exists()  # cached with the one checkpoint format
+    assert (out / "probe" / "ckpt.pt").exists()  # a run folder, in the one checkpoint format
+    assert (out / "probe" / "loss.png").exists()
+
+
+# 7. The probe's training is a run like any trainer's: stopped at step 3 (as SIGTERM would),
+#    load_or_train_probe goes on from its checkpoint and ends bitwise where an unbroken run
+#    ends; then the probe is cached (keyed by the manifest's size and mtime).
+def test_7_probe_training_resumes(tiny, tmp_path, monkeypatch):
+    out, train, specs = tiny[0], tiny[1], tiny[2]
+    whole = fd.train_probe(train, specs, tmp_path / "whole", steps=6)
+    monkeypatch.setenv("MINIVID_STOP_AFTER", "3")
+    with pytest.raises(SystemExit):
+        fd.load_or_train_probe(str(out), train, specs, steps=6)
+    monkeypatch.delenv("MINIVID_STOP_AFTER")
+    ckpt = out / "probe" / "ckpt.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    resumed = fd.load_or_train_probe(str(out), train, specs, steps=6)
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    stamp = ckpt.stat().st_mtime_ns
+    cached = fd.load_or_train_probe(str(out), steps=6)   # no clips passed: none needed
+    assert ckpt.stat().st_mtime_ns == stamp and torch.equal(
+        cached.order.weight, resumed.order.weight)
+

@@ -23,15 +23,19 @@ Concepts, in the order the tests walk through them:
 Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
 """
 
+import argparse
 import io
 import json
 import multiprocessing
 import os
 import pickle
 import random
+import re
 import shlex
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -494,3 +498,47 @@ def test_20_two_gloo_processes_agree(tmp_path):
     assert r0["max_float"] == r1["max_float"] == 2.0
     assert r0["stop"] and r1["stop"]
     assert r0["logged"] == r1["logged"] == {"steps": [0, 1, 2], "loss": [0.5, 1.5, 2.5]}
+
+
+# 21. One set of run flags: every trainer takes minivid.run.RUN_FLAGS with the same names,
+#     metavars and help (only the defaults differ), read from each script's real --help.
+TRAINERS = ["train_vae.py", "train_dit.py", "train_extend.py", "distill.py",
+            "train_rewriter.py", "train_captioner.py"]
+
+
+def _help_entries(text: str) -> dict:
+    """argparse --help text -> {"--flag": (invocation, help without "(default: ...)")}."""
+    entries, key = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^  (--?\S.*?)(?:\s{2,}(\S.*))?$", line)   # "  --flag META   help"
+        if m:
+            key = m.group(1).split()[0].rstrip(",")
+            entries[key] = [m.group(1), m.group(2) or ""]
+        elif key and line.startswith("    ") and line.strip():  # the help, wrapped
+            entries[key][1] += " " + line.strip()
+        else:
+            key = None
+    return {k: (inv, re.sub(r"\s*\(default: [^)]*\)$", "", " ".join(h.split())))
+            for k, (inv, h) in entries.items()}
+
+
+def test_21_every_trainer_has_the_same_run_flags():
+    from minivid.run import RUN_FLAGS, add_run_args
+
+    ref = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_run_args(ref, out="x", lr=1.0, warmup=1, batch_size=1)
+    want = _help_entries(ref.format_help())
+    flags = ["--" + f.replace("_", "-") for f in RUN_FLAGS]
+    assert set(flags) <= set(want)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = {s: subprocess.Popen([sys.executable, str(root / s), "--help"], cwd=root, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for s in TRAINERS}   # side by side: each --help is mostly importing torch
+    for script, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{script} --help failed:\n{err[-2000:]}"
+        assert "run (the same flags in every trainer, minivid/run.py)" in out, script
+        got = _help_entries(out)
+        for f in flags:
+            assert got.get(f) == want[f], f"{script} {f}: {got.get(f)} != {want[f]}"

@@ -5,7 +5,9 @@ Concepts, in the order the tests walk through them:
    compression tf = 4 the first frame is encoded alone and every next latent covers 4 frames,
    so T = 1 + 4k frames -> 1 + k latents (tf = 1: one latent per frame). Other frame counts
    are refused with an error that lists the valid ones; `pad_frames` repeats the last frame
-   to reach the next valid count (16 -> 17).
+   to reach the next valid count (16 -> 17). A token holds its (tf, S, p, p) features in
+   the order of a plain reshape (the einops patchify is checked against one), so trained
+   checkpoints keep meaning the same thing.
 2. Causality. Changing frame k leaves every earlier latent frame bit-for-bit unchanged (and
    changing latent j leaves every earlier decoded frame unchanged), so a stream can be encoded
    and decoded as it arrives. Consequence: an image is a one-frame video, and a video's first
@@ -84,6 +86,25 @@ def test_03_invalid_frame_count_lists_the_valid_ones():
         tiny(4).encode(video(T=16))
     with pytest.raises(ValueError, match="divisible by patch 4"):
         tiny(4).encode(video(T=5, H=18))
+
+
+def test_03b_patchify_is_the_plain_reshape():
+    """The einops patchify / unpatchify against the reshape + permute they replace."""
+    vae, x = tiny(4), video(T=9)
+    B, T, S, tf, p, h, w = 2, 9, 8, 4, 4, 4, 4
+    seen = {}
+    for name in ("stem", "embed", "dec_out", "head"):
+        getattr(vae, name).register_forward_hook(
+            lambda m, i, o, name=name: seen.update({name + "_in": i[0], name + "_out": o}))
+    with torch.no_grad():
+        vae.decode(vae.encode(x)[0])
+    s = seen["stem_out"].view(B, T, S, h * p, w * p)                      # (B, T, S, H, W)
+    s = torch.nn.functional.silu(torch.cat([s[:, :1].expand(-1, tf - 1, -1, -1, -1), s], 1))
+    tokens = s.reshape(B, 3, tf, S, h, p, w, p).permute(0, 1, 4, 6, 2, 3, 5, 7)
+    assert torch.equal(seen["embed_in"], tokens.reshape(B, 3, h, w, tf * S * p * p))
+    pixels = seen["dec_out_out"].view(B, 3, tf, S, p, p, h, w).permute(0, 1, 2, 3, 6, 4, 7, 5)
+    pixels = pixels.reshape(B, 3 * tf, S, h * p, w * p)[:, tf - 1:]       # (B, T, S, H, W)
+    assert torch.equal(seen["head_in"], pixels.reshape(B * T, S, h * p, w * p))
 
 
 # ----------------------------------------------------------------------------- 2. causality

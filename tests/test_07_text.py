@@ -5,7 +5,8 @@ each up in a vocabulary built from the training captions (build_vocab); anything
 becomes <unk>, so every string tokenizes. Each caption starts with <bos>; the empty caption
 (<bos> alone, allowed only with allow_empty=True) is the null caption that classifier-free
 guidance compares against. The encoder is a small transformer whose output at real tokens
-must not depend on how much padding the batch needed.
+must not depend on how much padding the batch needed. Its Block is also the rewriter's GPT
+(minivid/gpt.py) with causal=True: one layer, one init, one FLOP formula for both.
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_07_text.py -q
 """
@@ -17,7 +18,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from minivid.text import BOS, PAD, PRESETS, SPECIALS, UNK, TextEncoder, Tokenizer, build_vocab
+from minivid.gpt import GPT, GPTConfig
+from minivid.rope import rope_angles
+from minivid.text import (BOS, PAD, PRESETS, SPECIALS, UNK, Block, TextEncoder, Tokenizer,
+                          build_vocab)
 
 CAPTIONS = ["A small red circle moves to the left.",
             "On a plain black background: a big blue square, which stays still.",
@@ -117,3 +121,29 @@ def test_08_flops_formula():
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         enc(ids, mask)
     assert len(CAPTIONS) * enc.flops(ids.shape[1]) == 3 * counter.get_total_flops()
+
+
+# 9. One Block for both transformers: the text encoder's sees the whole caption; the GPT's
+#    (causal=True) lets word l see words 0..l only. Both keep the parameter names their old
+#    checkpoints hold, and the shared FLOP formula matches torch's counter for the GPT too.
+def test_09_one_block_causal_or_not():
+    torch.manual_seed(0)
+    rope = rope_angles(torch.arange(6), 8)
+    x = torch.randn(2, 6, 32)                                    # (B, L, D)
+    y = x.clone()
+    y[:, 4] = torch.randn(2, 32)                                 # change word 4
+    for causal in (False, True):
+        block = Block(32, 4, causal=causal)
+        same_past = torch.allclose(block(x, rope)[:, :4], block(y, rope)[:, :4], atol=1e-6)
+        assert same_past == causal
+    gpt = GPT(GPTConfig(vocab=["<pad>", "a", "red", "circle"], dim=32, depth=2, heads=4))
+    layer = ["norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "qkv.weight",
+             "qkv.bias", "proj.weight", "proj.bias", "mlp.0.weight", "mlp.0.bias",
+             "mlp.2.weight", "mlp.2.bias"]
+    names = ["tok_emb.weight", *(f"blocks.{i}.{k}" for i in range(2) for k in layer),
+             "norm.weight", "norm.bias"]
+    assert list(make_encoder().state_dict()) == list(gpt.state_dict()) == names
+    ids = torch.randint(0, 4, (3, 10))                           # (B, L)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        gpt(ids)
+    assert len(ids) * gpt.flops(10) == 3 * counter.get_total_flops()

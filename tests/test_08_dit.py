@@ -124,6 +124,11 @@ def test_05_clean_conditioning_frames():
     v = model(x, t, text, mask, cond=cond)
     assert torch.equal(cond, before)
     assert v.shape == x.shape
+    # what the DiT makes of the frames: clean tokens + their frame positions (-1, 0), which
+    # can also come embedded elsewhere (a packed history, minivid/history.py) as a Prefix
+    pre = model.prefix(cond, x.shape)
+    assert pre.tokens.shape == (2, 2 * 16, 64) and pre.frame.unique().tolist() == [-1.0, 0.0]
+    assert torch.equal(model(x, t, text, mask, cond=pre), v)
     torch.testing.assert_close(model(x, t, text, mask, cond=cond[:, :, :0]), base)
     assert not torch.allclose(v, base)
     cond2 = cond.detach().clone()

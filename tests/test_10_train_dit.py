@@ -30,7 +30,7 @@ def setup(tmp_path_factory):
     vae = make_vae(d / "vae.pt", seed=0)
     make_cache(d / "latents", vae)
     common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 8,
-              "--warmup", 2, "--eval-every", 3]
+              "--warmup", 2, "--save-every", 3]
     run("train_dit.py", "--stage", "image", "--out", d / "image", "--steps", 6,
         "--sample-every", 6, *common)
     run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 4,
@@ -118,7 +118,7 @@ def test_06_non_finite_loss(setup):
     d, common = setup
     out = d / "diverge"
     r = run("train_dit.py", "--stage", "image", "--out", out, "--steps", 40, "--lr", 1e20,
-            *common[:-2], "--eval-every", 1, "--sample-every", 0, check=False)
+            *common[:-2], "--save-every", 1, "--sample-every", 0, check=False)
     assert r.returncode != 0
     assert "update was skipped" in r.stderr and "diverged" in r.stderr
     ck = load_checkpoint(out / "ckpt.pt", kind="dit")  # still there, and readable

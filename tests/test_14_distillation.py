@@ -108,7 +108,8 @@ def distill(f_teacher_for, classes=0, step_counts=STEP_COUNTS, steps=600, batch=
     for _ in range(steps):
         rows = torch.randint(pool, (batch,), generator=gen)
         cond = {} if label is None else {"label": label[rows]}
-        loss = distillation.distill_loss(student, traj[:, rows], step_counts, gen, **cond)
+        n, i = distillation.pick_segments(K, step_counts, batch, gen)  # a jump per example
+        loss = distillation.distill_loss(student, traj[:, rows], n, i, **cond)
         opt.zero_grad()
         loss.backward()
         opt.step()

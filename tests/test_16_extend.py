@@ -18,9 +18,10 @@ import pytest
 import torch
 from helpers import make_vae, run
 
-from minivid import captions, extend, long_clips, world
+from minivid import captions, extend, history, long_clips, world
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
+from minivid.sampling import sample_long
 from minivid.vae import fingerprint
 
 
@@ -86,35 +87,35 @@ def test_03_strip_positions():
         {"colour": "blue", "shape": "square", "size": "small"}]}
     # one prompt for a video: later clips get who is in it; one prompt per clip: each keeps
     # its motion (it steers its clip), only the start positions go
-    one = extend.clip_prompts([text], 3)[0]
+    one = history.clip_prompts([text], 3)[0]
     assert one[0] == text and one[1] == one[2] == captions.strip_motion(stripped)
-    per_clip = extend.clip_prompts([[text, text, text]], 3)[0]
+    per_clip = history.clip_prompts([[text, text, text]], 3)[0]
     assert per_clip[1] == stripped
     with pytest.raises(ValueError, match="one per clip"):
-        extend.clip_prompts([[text, text]], 3)
+        history.clip_prompts([[text, text]], 3)
     with pytest.raises(ValueError, match="empty prompt"):
-        extend.clip_prompts([[text, " ", text]], 3)
+        history.clip_prompts([[text, " ", text]], 3)
 
 
 # 4. Context tokens: the module's formulas are what build_context really makes; full grows
 #    with the history, window and pack are bounded (pack by 1.75 S, positions by the anchor).
-@pytest.mark.parametrize("strategy", extend.STRATEGIES)
+@pytest.mark.parametrize("strategy", history.STRATEGIES)
 def test_04_context_tokens(strategy):
     for L in range(0, 70, 3):
-        ctx = extend.build_context(torch.zeros(1, 3, L, 8, 8), strategy)
+        ctx = history.build_context(torch.zeros(1, 3, L, 8, 8), strategy)
         tokens = 0 if ctx is None else ctx.tokens(patch=2)
-        assert tokens == extend.context_tokens(strategy, L)
+        assert tokens == history.context_tokens(strategy, L)
         if ctx is not None and strategy == "pack":
             assert tokens <= 28
-            assert min(float(pos.min()) for _, _, pos in ctx.pieces) >= extend.ANCHOR_POS
-    assert extend.context_tokens("full", 61) == 16 * 61
+            assert min(float(pos.min()) for _, _, pos in ctx.pieces) >= history.ANCHOR_POS
+    assert history.context_tokens("full", 61) == 16 * 61
 
 
 # 5. The packed layout, drawn: which history frame goes where, at what kernel.
 def test_05_pack_layout():
     L = 25                                      # after 6 clips: frames 0..24
-    history = torch.arange(L).float().view(1, 1, L, 1, 1).expand(1, 3, L, 8, 8)
-    pieces = extend.build_context(history, "pack").pieces
+    past = torch.arange(L).float().view(1, 1, L, 1, 1).expand(1, 3, L, 8, 8)  # frame i = i
+    pieces = history.build_context(past, "pack").pieces
     kept = [(k, z[0, 0, :, 0, 0].tolist(), pos.tolist()) for z, k, pos in pieces]
     frames = lambda a, b: [float(f) for f in range(a, b)]  # noqa: E731
     assert kept == [(2, [0.0, 0.0], [-19.0, -19.0]),            # the anchor, past the window
@@ -122,7 +123,7 @@ def test_05_pack_layout():
                     (2, [22.0, 23.0], [-2.0, -1.0]),            # 2 frames at kernel 2
                     (1, [24.0], [0.0])]                         # the newest, full size
     # frames 1..5 are dropped; a short history pads its oldest group by repeating its oldest
-    short = extend.build_context(history[:, :, :6], "pack").pieces
+    short = history.build_context(past[:, :, :6], "pack").pieces
     assert [(k, z.shape[2]) for z, k, _ in short] == [(4, 4), (2, 2), (1, 1)]
     assert short[0][0][0, 0, :, 0, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
 
@@ -130,13 +131,12 @@ def test_05_pack_layout():
 # 6. A coarse kernel starts as "average-pool, then the full patch embedding", exactly.
 def test_06_coarse_kernel_init():
     torch.manual_seed(0)
-    dit = DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=1,
-                        context_kernels=(2, 4)))
+    dit = history.add_context_kernels(DiT(DiTConfig(in_channels=3, text_dim=16, dim=32,
+                                                    heads=2, depth=1, context_kernels=(2, 4))))
     z = torch.randn(2, 3, 4, 8, 8)
-    from minivid.dit import patchify_coarse
     for k in (2, 4):
         pooled = torch.nn.functional.avg_pool3d(z, k)                 # (2, 3, 4/k, 8/k, 8/k)
-        torch.testing.assert_close(dit.ctx_embed[str(k)](patchify_coarse(z, 2, k)),
+        torch.testing.assert_close(dit.ctx_embed[str(k)](history.patchify_coarse(z, 2, k)),
                                    dit.x_embed(patchify(pooled, 2)), atol=1e-5, rtol=1e-5)
 
 
@@ -144,24 +144,25 @@ def test_06_coarse_kernel_init():
 #    empty history is no history.
 def test_07_dit_reads_context():
     torch.manual_seed(0)
-    dit = DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=2,
-                        context_kernels=(2, 4))).eval()
+    dit = history.add_context_kernels(DiT(DiTConfig(in_channels=3, text_dim=16, dim=32,
+                                                    heads=2, depth=2, context_kernels=(2, 4))))
+    dit.eval()
     for q in dit.parameters():  # wake the zero-initialised gates
         torch.nn.init.normal_(q, std=0.05)
     x, t = torch.randn(2, 3, 4, 8, 8), torch.rand(2)
     text, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
     h1, h2 = torch.randn(2, 3, 25, 8, 8), torch.randn(2, 3, 25, 8, 8)
-    v1 = dit(x, t, text, mask, cond=extend.build_context(h1, "pack"))
-    v2 = dit(x, t, text, mask, cond=extend.build_context(h2, "pack"))
+    v1 = dit(x, t, text, mask, cond=history.build_context(h1, "pack"))
+    v2 = dit(x, t, text, mask, cond=history.build_context(h2, "pack"))
     assert v1.shape == x.shape and not torch.allclose(v1, v2)
     # only the frames pack keeps matter: frames 1..5 of the history are dropped
     h3 = h1.clone()
     h3[:, :, 1:6] = 0
-    torch.testing.assert_close(dit(x, t, text, mask, cond=extend.build_context(h3, "pack")), v1)
+    torch.testing.assert_close(dit(x, t, text, mask, cond=history.build_context(h3, "pack")), v1)
     torch.testing.assert_close(dit(x, t, text, mask, cond=h1[:, :, :0]), dit(x, t, text, mask))
     with pytest.raises(ValueError, match="context_kernels"):
         DiT(DiTConfig(in_channels=3, text_dim=16, dim=32, heads=2, depth=1))(
-            x, t, text, mask, cond=extend.build_context(h1, "pack"))
+            x, t, text, mask, cond=history.build_context(h1, "pack"))
 
 
 # 8. Training draws one layout per step from the step's generator; examples split cleanly.
@@ -171,10 +172,23 @@ def test_08_training_layout():
     assert draws == [extend.training_layout(g2, 8) for _ in range(200)]
     assert {d[0] for d in draws} == set(range(8)) and {d[1] for d in draws} == set(extend.STRATEGIES)
     z = torch.randn(2, 3, 33, 8, 8)
-    history, target = extend.split_example(z, 0)
-    assert history.shape[2] == 0 and target.shape[2] == 5
-    history, target = extend.split_example(z, 3)
-    assert history.shape[2] == 13 and torch.equal(target, z[:, :, 13:17])
+    past, target = extend.split_example(z, 0)
+    assert past.shape[2] == 0 and target.shape[2] == 5
+    past, target = extend.split_example(z, 3)
+    assert past.shape[2] == 13 and torch.equal(target, z[:, :, 13:17])
+    # a step's layout: the same draws from the same generator; its caption rows point at the
+    # next clip's caption (rows 0..n*clips-1), or at its who-only version (the second half)
+    cache = {"latents": torch.zeros(2, 3, 13, 8, 8), "captions": ["A red box.", "A cat."],
+             "clip_captions": [["It moves up.", "It moves left."], ["b", "c"]]}
+    rows, clips = extend.long_captions(cache, "long.pt")
+    assert clips == 3 and rows[:3] == ["A red box.", "It moves up.", "It moves left."]
+    lay = extend.draw_layout(torch.Generator().manual_seed(3), 4, clips, slice(None))
+    assert (lay.hc, lay.strategy, lay.window) == extend.training_layout(
+        torch.Generator().manual_seed(3), clips) and lay.tau.max() <= history.TRAIN_NOISE
+    idx = torch.tensor([1, 0, 1, 0])
+    r = lay.caption_rows(idx, slice(None), clips, 2)
+    assert torch.equal(r % (2 * clips), idx * clips + lay.hc)
+    assert torch.equal(r >= 2 * clips, lay.who_only)
 
 
 # ----------------------------------------------------------------------------- the scripts
@@ -208,9 +222,9 @@ def setup(tmp_path_factory):
     vae = make_vae(d / "vae.pt", seed=0)
     make_long_cache(d / "latents", vae)
     common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
-              "--warmup", 2, "--eval-every", 2, "--sample-every", 0]
+              "--warmup", 2, "--save-every", 2, "--sample-every", 0]
     run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 3, *common)
-    run("train_dit.py", "--stage", "extend", "--out", d / "extend", "--steps", 4,
+    run("train_extend.py", "--out", d / "extend", "--steps", 4,
         "--init-from", d / "video" / "ckpt.pt", *common)
     run("distill.py", "--teacher", d / "extend" / "ckpt.pt", "--out", d / "student", "--steps",
         2, "--trajectories", 12, "--batch-size", 4, "--step-counts", 1, 2, "--K", 2,
@@ -218,7 +232,7 @@ def setup(tmp_path_factory):
     return d
 
 
-# 9. --stage extend: the coarse kernels start from the video model's patch embedding, the
+# 9. train_extend.py: the coarse kernels start from the video model's patch embedding, the
 #    clean flag trains, the checkpoint says what it is.
 def test_09_extend_checkpoint(setup):
     d = setup
@@ -253,7 +267,7 @@ def test_10_sample_extend(setup):
     assert bad.returncode != 0 and "one per clip" in bad.stderr
     bad = run("sample.py", "--ckpt", d / "video" / "ckpt.pt", "--extend", 2, "--steps", 2,
               "--prompt", p, "--out", d / "x", check=False)
-    assert bad.returncode != 0 and "--stage extend" in bad.stderr
+    assert bad.returncode != 0 and "train_extend.py" in bad.stderr
 
 
 # 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
@@ -290,8 +304,8 @@ def test_12_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--student", d / "student" / "ckpt.pt", "--student-steps", 3, check=False)
     assert r.returncode != 0 and "distilled for [1, 2]" in r.stderr
-    r = run("train_dit.py", "--stage", "extend", "--vae", d / "vae.pt", "--latents",
+    r = run("train_extend.py", "--vae", d / "vae.pt", "--latents",
             d / "latents", "--out", d / "x", "--steps", 1, check=False)
     assert r.returncode != 0 and "--init-from" in r.stderr
     with pytest.raises(ValueError, match="at least one clip"):
-        extend.extend(None, ["a red circle"], 0)
+        sample_long(None, ["a red circle"], 0)

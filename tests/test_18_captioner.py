@@ -19,6 +19,7 @@ from helpers import make_dit_inputs, run
 
 from minivid import captioner, captions, checker, world
 from minivid.caption_bench import blind_person, caption_accuracy, rebuild_score
+from minivid.checkpoint import load_checkpoint
 from minivid.data import CaptionedVideos
 from minivid.prompt_parse import parse
 
@@ -99,11 +100,11 @@ def test_04_wider_captions_parse_back():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny world and a captioner trained on it for a few steps."""
+    """A tiny world and a captioner trained on it for a few steps (train_captioner.py)."""
     d = tmp_path_factory.mktemp("captioner")
     world.generate(d / "data", {(s, "clips"): 16 for s in ("train", "val", "test")}, seed=0,
                    workers=1)
-    run("minivid/captioner.py", "train", "--data", d / "data", "--out", d / "cap", "--steps", 8,
+    run("train_captioner.py", "--data", d / "data", "--out", d / "cap", "--steps", 8,
         "--batch-size", 8)
     return d
 
@@ -171,3 +172,22 @@ def test_08_evaluate_captions(trained, tmp_path):
     assert set(fig["blind_person"]) == {"dense", "sparse", "title", "captioner"}
     assert fig["blind_person"]["dense"]["rebuild"] == 1.0
     assert 0 <= fig["captioner_accuracy_test"] <= 1 and (tmp_path / "c.png").exists()
+
+
+# 9. The loss under data parallelism: each rank holds half of the global batch's clips but
+#    normalises by the whole batch's counts, so the mean of the ranks' losses (what DDP's
+#    gradient average follows) is the one-process loss, with the same absent colours drawn.
+#    And train_captioner.py's checkpoint names its trainer (--resume checks it).
+def test_09_loss_split_over_ranks_is_the_whole(trained):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(9)
+    scenes = [world.sample_scene(rng) for _ in range(6)]
+    masks, hist, _ = captioner.palette_masks(np.stack([world.render(s) for s in scenes]))
+    specs = [s.to_dict() for s in scenes]
+    model = captioner.CaptionerNet(captioner.CaptionerConfig(width=4))
+    whole = captioner.loss_on(model, masks, hist, specs, np.random.default_rng(1))
+    halves = [captioner.loss_on(model, masks[r::2], hist[r::2], specs, np.random.default_rng(1),
+                                slice(r, None, 2)) for r in (0, 1)]
+    assert (halves[0] + halves[1]).item() / 2 == pytest.approx(whole.item(), rel=1e-6)
+    ck = load_checkpoint(trained / "cap" / "ckpt.pt", kind="captioner")
+    assert ck["trainer"] == "train_captioner.py" and ck["step"] == 8

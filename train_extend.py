@@ -1,0 +1,113 @@
+"""Train clip extension: fine-tune the video DiT to continue a history, clip after clip.
+
+Where it sits: after train_dit.py's video stage; sample.py --extend and `minivid.evaluate
+extend` use what it writes. It trains on the long clips (129 frames, 33 latent frames; the
+long split of python -m minivid.world, cached by minivid.latents): each step draws a history
+of 0..7 clips and a context strategy (pack, window or full: minivid/history.py), the history
+(a little noised) goes in front of the noisy next clip as clean tokens, and the loss falls on
+the new clip only (minivid/extend.py lays the data out). History 0 is an ordinary first clip,
+so the same model still starts videos. The model gains the coarse context kernels
+(initialised from the full patch embedding) and trains the clean-frame flag. The rest is the
+video stage's: the same model, loss, optimizer step and flags (minivid/t2v.py), and the same
+loop (minivid/run.py's `Run`).
+
+CPU (tiny preset, 2 cores, 5 minutes):
+    python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
+        --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
+One GPU:  add --device cuda (bf16 autocast); torchrun: as train_dit.py (the layout of a step
+          is the same on every rank)
+Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU).
+"""
+import argparse
+import os
+
+import torch
+
+from minivid import extend, flow
+from minivid.common import check_batch, dist_cleanup, dist_setup, print0, rank_rows, step_generator
+from minivid.data import save_grid
+from minivid.history import PACK, frames_of
+from minivid.latents import decode_latents
+from minivid.run import Run, add_run_args, check_run_args
+from minivid.sampling import sample_long
+from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, caption_batch, ema_model,
+                         load_init, load_stage_latents, mean_loss, stage_config, stage_extra,
+                         summary, train_step, val_draws)
+from minivid.training import batch_indices
+
+p = argparse.ArgumentParser(description="Teach the video DiT to continue clips (clip extension).",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+add_stage_args(p)
+add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
+args = p.parse_args()
+check_run_args(p, args, "grad_accum")
+if not (args.init_from or args.resume):
+    p.error("train_extend.py continues a video model: pass --init-from runs/dit_video/ckpt.pt")
+
+# ----------------------------------------------------------------------------- setup
+dist = dist_setup(args.device)
+device = dist.device
+run = Run(args, dist, kind="dit", trainer="train_extend.py", trajectory=TRAJECTORY)
+init = load_init(args, run.resumed)
+if run.resumed is None and init["extra"].get("stage") not in ("video", "extend"):
+    raise ValueError(f"--init-from {args.init_from} is a --stage {init['extra'].get('stage')} "
+                     "model; clip extension continues a VIDEO model: --init-from "
+                     "runs/dit_video/ckpt.pt")
+lat = load_stage_latents(args, "long", init, device)
+X = lat.normalised(lat.train)                                          # (N, C, T, h, w)
+N, C, T, h, w = X.shape
+captions, CLIPS = extend.long_captions(lat.train, lat.paths["train"])  # caption of every row
+config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
+print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
+# an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
+# the first); it trained on long clips of long_frames
+stage = build_stage(args, run, config, init, stage_extra(
+    args, lat, "extend", latent_frames=extend.FIRST, frames=16,
+    long_frames=int(lat.train["frames"])), history=True)
+tokens = stage.model["text"].tokenizer(captions)  # every caption, once
+B = check_batch(args.batch_size, dist)  # per-rank batch
+if B % args.grad_accum:
+    raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
+val_batches = []  # every history length once per CLIPS val clips, packed
+if lat.val is not None:
+    vx = lat.normalised(lat.val, 128).to(device)
+    val_batches = extend.val_batches(vx, *val_draws(vx, args.t_mean), lat.val, CLIPS,
+                                     stage.model["text"].tokenizer)
+
+
+def preview():
+    """4 long videos of 4 clips from the EMA model, packed history, one val prompt each."""
+    prompts = list(lat.val["captions"][:4])
+    z = sample_long(ema_model(config, stage), prompts, 4, "pack", steps=30, latent_hw=(h, w))
+    videos = decode_latents(lat.vae, z * lat.train["scale"] + lat.train["shift"], frames_of(4))
+    save_grid(os.path.join(args.out, f"samples_{run.step:06d}.gif"), videos, prompts)
+
+
+# ----------------------------------------------------------------------------- train
+if run.step == 0 and val_batches and dist.is_main:
+    run.log.append(0, val=mean_loss(stage, val_batches))  # where the curve starts: the video model
+mine = rank_rows(dist)
+for step in run:
+    run.set_lr(stage.opt)
+    idx = batch_indices(N, args.batch_size, step, args.seed, dist)   # (B,) this rank's long clips
+    # The step's randomness for the GLOBAL batch, from (seed, step); this rank keeps its rows.
+    # Its layout (history length, strategy) is the whole batch's: one shape per batch.
+    g_cpu, g_dev = step_generator(args.seed, step), step_generator(args.seed, step, device, 1)
+    lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine)
+    drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
+    t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
+    noise = torch.randn((args.batch_size, C, lay.frames, h, w), generator=g_dev,
+                        device=device)[mine]             # the clip's noise
+    hist_noise = torch.randn((args.batch_size, C, lay.history_frames, h, w), generator=g_dev,
+                             device=device)[mine]        # moves the history to its time tau
+    micro = []
+    for m in torch.arange(B).chunk(args.grad_accum):                   # gradient accumulation
+        x0, ctx = lay.example(X[idx[m]].to(device), hist_noise[m], m)  # the clip, its history
+        rows = lay.caption_rows(idx[m], m, CLIPS, N)   # the new clip's caption, maybe who-only
+        micro.append(dict(x0=x0, noise=noise[m], t=t[m].to(device), cond=ctx,
+                          **caption_batch(tokens, rows, drop[m], args.compile, device)))
+    train_step(run, stage, micro, val_batches)  # forward, backward, step, EMA, log, val loss
+    if args.sample_every and run.due(args.sample_every) and val_batches and dist.is_main:
+        preview()
+run.finish(summary(run, stage))
+dist_cleanup()
