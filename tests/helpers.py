@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minivid import captions, world
+from minivid import captions, long_clips, world
 from minivid.checkpoint import save_checkpoint
 from minivid.vae import PRESETS as VAE_PRESETS, VAE, fingerprint
 
@@ -91,3 +91,51 @@ def make_world(folder, n=8):
     sizes = {(s, k): n for s in ("train", "val") for k in ("images", "clips")}
     world.generate(Path(folder), sizes, seed=0, workers=1)
     return ["--data", folder]
+
+
+def make_long_cache(folder, vae, n=24, clips=3):
+    """Synthetic latent caches: images, clips and long clips (random latents, real captions)."""
+    rng = np.random.default_rng(0)
+    info = {"config": dataclasses.asdict(vae.cfg), "fingerprint": fingerprint(vae)}
+    for split in ("train", "val"):
+        for kind, T in (("images", 1), ("clips", 5), ("long", 1 + 4 * clips)):
+            if kind == "long":
+                scenes = [long_clips.sample_long_scene(rng, split, clips) for _ in range(n)]
+                caps = [captions.dense_caption(long_clips.clip_scene(s, 0), rng) for s in scenes]
+                clip_caps = [[captions.dense_caption(long_clips.clip_scene(s, m), rng, where=False)
+                              for m in range(1, clips)] for s in scenes]
+            else:
+                scenes = [world.sample_scene(rng, split, 1 if T == 1 else 16) for _ in range(n)]
+                caps = [captions.dense_caption(s, rng) for s in scenes]
+                clip_caps = [[] for _ in scenes]
+            save_checkpoint(folder / f"{split}_{kind}.pt", {
+                "kind": "latents", "latents": torch.randn(n, 3, T, 8, 8).half(),
+                "frames": 1 + 16 * clips if kind == "long" else (1 if T == 1 else 16),
+                "captions": caps, "sparse": [""] * n, "clip_captions": clip_caps,
+                "specs": [json.dumps(s.to_dict()) for s in scenes], "vae": info,
+                "source": "synthetic", "shift": 0.0, "scale": 1.0})
+
+
+def trainer_flags(d, script):
+    """Tiny inputs in folder `d` for every trainer but train_dit.py (made on first use): the
+    script's flags, all but --steps and --out. A world on disk for the VAE, the rewriter and
+    the captioner; a synthetic latent cache with long clips and a 2-step video DiT for
+    distill.py (its teacher) and train_extend.py (its start). Used by test_11 and test_12."""
+    common = ["--warmup", 2, "--save-every", 2, "--log-every", 2, "--device", "cpu"]
+    if script in ("train_vae.py", "train_rewriter.py", "train_captioner.py"):
+        world = ["--data", d / "world"]
+        if not (d / "world").exists():
+            make_world(d / "world", n=8)
+        return {"train_vae.py": ["--preset", "tiny-t4", "--batch-size", 2,
+                                 "--image-batch-size", 4],
+                "train_rewriter.py": ["--batch-size", 8, "--check-prompts", 0],
+                "train_captioner.py": ["--batch-size", 8]}[script] + world + common
+    latents = ["--vae", d / "vae.pt", "--latents", d / "latents"]
+    video = d / "video" / "ckpt.pt"
+    if not video.exists():
+        make_long_cache(d / "latents", make_vae(d / "vae.pt", seed=0))
+        run("train_dit.py", "--stage", "video", *latents, "--out", d / "video", "--steps", 2,
+            "--batch-size", 4, "--sample-every", 0, "--device", "cpu")
+    return {"train_extend.py": [*latents, "--init-from", video, "--batch-size", 4],
+            "distill.py": ["--teacher", video, "--trajectories", 16, "--K", 2, "--step-counts",
+                           1, 2, "--batch-size", 4]}[script] + ["--sample-every", 0, *common]

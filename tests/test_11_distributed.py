@@ -30,8 +30,7 @@ on a real run; and a --minutes budget is turned into one step count all ranks ag
 import json
 
 import pytest
-from helpers import make_dit_inputs, make_world, run
-from test_12_resume import trainer_flags
+from helpers import make_dit_inputs, make_world, run, trainer_flags
 
 from minivid.checkpoint import load_checkpoint
 

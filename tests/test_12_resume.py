@@ -30,7 +30,7 @@ scripts on tiny inputs, and none of them races a clock:
 """
 import pytest
 import torch
-from helpers import ENV, make_dit_inputs, make_vae, make_world, run, start, wait_for
+from helpers import ENV, make_dit_inputs, run, start, trainer_flags, wait_for
 
 from minivid.checkpoint import load_checkpoint
 from minivid.training import StepBudget
@@ -67,32 +67,6 @@ def straight(tmp_path_factory):
              "--warmup", 5, "--save-every", 4, "--sample-every", 0, "--device", "cpu"]
     run("train_dit.py", *flags, "--out", d / "straight")
     return d, flags, load_checkpoint(d / "straight" / "ckpt.pt", kind="dit")
-
-
-def trainer_flags(d, script):
-    """Tiny inputs in folder `d` for every trainer but train_dit.py (made on first use): the
-    script's flags, all but --steps and --out. A world on disk for the VAE, the rewriter and
-    the captioner; a synthetic latent cache with long clips and a 2-step video DiT for
-    distill.py (its teacher) and train_extend.py (its start). Also used by test_11."""
-    common = ["--warmup", 2, "--save-every", 2, "--log-every", 2, "--device", "cpu"]
-    if script in ("train_vae.py", "train_rewriter.py", "train_captioner.py"):
-        world = ["--data", d / "world"]
-        if not (d / "world").exists():
-            make_world(d / "world", n=8)
-        return {"train_vae.py": ["--preset", "tiny-t4", "--batch-size", 2,
-                                 "--image-batch-size", 4],
-                "train_rewriter.py": ["--batch-size", 8, "--check-prompts", 0],
-                "train_captioner.py": ["--batch-size", 8]}[script] + world + common
-    latents = ["--vae", d / "vae.pt", "--latents", d / "latents"]
-    video = d / "video" / "ckpt.pt"
-    if not video.exists():
-        from test_16_extend import make_long_cache  # images, clips and long clips
-        make_long_cache(d / "latents", make_vae(d / "vae.pt", seed=0))
-        run("train_dit.py", "--stage", "video", *latents, "--out", d / "video", "--steps", 2,
-            "--batch-size", 4, "--sample-every", 0, "--device", "cpu")
-    return {"train_extend.py": [*latents, "--init-from", video, "--batch-size", 4],
-            "distill.py": ["--teacher", video, "--trajectories", 16, "--K", 2, "--step-counts",
-                           1, 2, "--batch-size", 4]}[script] + ["--sample-every", 0, *common]
 
 
 @pytest.fixture(scope="module")

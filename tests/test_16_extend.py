@@ -16,13 +16,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import make_vae, run
+from helpers import make_long_cache, make_vae, run
 
 from minivid import captions, extend, history, long_clips, world
-from minivid.checkpoint import load_checkpoint, save_checkpoint
+from minivid.checkpoint import load_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
 from minivid.sampling import sample_long
-from minivid.vae import fingerprint
 
 
 # 1. Long clips: everything stays in the frame however long the clip, a turn changes the
@@ -192,29 +191,6 @@ def test_08_training_layout():
 
 
 # ----------------------------------------------------------------------------- the scripts
-def make_long_cache(folder, vae, n=24, clips=3):
-    """Synthetic latent caches: images, clips and long clips (random latents, real captions)."""
-    rng = np.random.default_rng(0)
-    info = {"config": __import__("dataclasses").asdict(vae.cfg), "fingerprint": fingerprint(vae)}
-    for split in ("train", "val"):
-        for kind, T in (("images", 1), ("clips", 5), ("long", 1 + 4 * clips)):
-            if kind == "long":
-                scenes = [long_clips.sample_long_scene(rng, split, clips) for _ in range(n)]
-                caps = [captions.dense_caption(long_clips.clip_scene(s, 0), rng) for s in scenes]
-                clip_caps = [[captions.dense_caption(long_clips.clip_scene(s, m), rng, where=False)
-                              for m in range(1, clips)] for s in scenes]
-            else:
-                scenes = [world.sample_scene(rng, split, 1 if T == 1 else 16) for _ in range(n)]
-                caps = [captions.dense_caption(s, rng) for s in scenes]
-                clip_caps = [[] for _ in scenes]
-            save_checkpoint(folder / f"{split}_{kind}.pt", {
-                "kind": "latents", "latents": torch.randn(n, 3, T, 8, 8).half(),
-                "frames": 1 + 16 * clips if kind == "long" else (1 if T == 1 else 16),
-                "captions": caps, "sparse": [""] * n, "clip_captions": clip_caps,
-                "specs": [json.dumps(s.to_dict()) for s in scenes], "vae": info,
-                "source": "synthetic", "shift": 0.0, "scale": 1.0})
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """VAE + caches; 3 video steps, then 4 extend steps from them; a 2-step student of it."""
