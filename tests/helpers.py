@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # One thread per process: results are then bitwise reproducible, and two gloo processes
 # share a 2-core machine without oversubscribing it.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+# Seconds after which a test process counts as hung, not slow. No test measures speed: CI
+# runs beside other work, where a seconds-long script can take many times longer.
+HANG = 1800
 
 
 def run(script, *args, check=True, nproc=1):
@@ -31,7 +34,7 @@ def run(script, *args, check=True, nproc=1):
     if nproc > 1:
         launch += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     r = subprocess.run([*launch, str(ROOT / script), *map(str, args)], cwd=ROOT, env=ENV,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=HANG)
     if check and r.returncode != 0:
         raise AssertionError(f"{script} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
@@ -43,7 +46,7 @@ def start(script, *args):
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(path, proc, timeout=120.0):
+def wait_for(path, proc, timeout=HANG):
     """Block until `path` exists (a first checkpoint), failing if `proc` ends first."""
     t0 = time.time()
     while not Path(path).exists():

@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from helpers import HANG
 
 from minivid import checkpoint, common
 from minivid.checkpoint import check_config, load_checkpoint, load_state_strict, save_checkpoint
@@ -536,7 +537,7 @@ def test_21_every_trainer_has_the_same_run_flags():
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for s in TRAINERS}   # side by side: each --help is mostly importing torch
     for script, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG)
         assert proc.returncode == 0, f"{script} --help failed:\n{err[-2000:]}"
         assert "run (the same flags in every trainer, minivid/run.py)" in out, script
         got = _help_entries(out)

@@ -32,6 +32,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from helpers import HANG
 
 from minivid import checkpoint
 from minivid.checkpoint import load_state_strict, save_checkpoint
@@ -283,7 +284,7 @@ def test_14_train_vae_script_runs_and_resumes(tmp_path):
             "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(base + ["--preset", "tiny-t4", "--steps", "3"], env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=HANG)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "val clips: PSNR" in first.stdout
     ckpt_path = tmp_path / "run" / "ckpt.pt"
@@ -292,7 +293,7 @@ def test_14_train_vae_script_runs_and_resumes(tmp_path):
     assert (tmp_path / "run" / "loss.png").exists() and (tmp_path / "run" / "recon.gif").exists()
 
     again = subprocess.run(base + ["--resume", "--steps", "5"], env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=HANG)
     assert again.returncode == 0, again.stderr[-2000:]
     model, ckpt = load_vae(ckpt_path)
     assert ckpt["step"] == 5 and model.cfg == VAEConfig(**ckpt["config"])

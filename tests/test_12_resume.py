@@ -30,7 +30,7 @@ scripts on tiny inputs, and none of them races a clock:
 """
 import pytest
 import torch
-from helpers import ENV, make_dit_inputs, run, start, trainer_flags, wait_for
+from helpers import ENV, HANG, make_dit_inputs, run, start, trainer_flags, wait_for
 
 from minivid.checkpoint import load_checkpoint
 from minivid.training import StepBudget
@@ -95,7 +95,7 @@ def test_02_sigkill_then_resume_is_bitwise(straight):
     proc = start("train_dit.py", *flags, "--out", d / "kill")
     wait_for(d / "kill" / "ckpt.pt", proc)  # something to resume from
     proc.kill()                             # a no-op if the run is already over
-    proc.communicate(timeout=120)
+    proc.communicate(timeout=HANG)
     cut = load_checkpoint(d / "kill" / "ckpt.pt", kind="dit")["step"]
     assert cut % 4 == 0 and 0 < cut <= N    # a periodic (or the final) checkpoint, intact
     run("train_dit.py", *flags, "--out", d / "kill", "--resume")

@@ -13,6 +13,7 @@ import glob
 import os
 
 import pytest
+from helpers import HANG
 
 nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[dev]' installs nbclient")
 nbclient = pytest.importorskip("nbclient")
@@ -34,6 +35,6 @@ def test_1_notebook_runs(path):
     for cell in nb.cells:  # start clean: only what runs now counts
         if cell.cell_type == "code":
             cell.outputs = []
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+    nbclient.NotebookClient(nb, timeout=HANG, kernel_name="python3",
                             resources={"metadata": {"path": os.path.dirname(path)}}).execute()
     assert images(nb) > 0, f"{path} ran but showed no picture"

@@ -18,7 +18,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from helpers import make_cache, make_vae, run, start, wait_for
+from helpers import HANG, make_cache, make_vae, run, start, wait_for
 
 from minivid import world
 from minivid.checkpoint import load_checkpoint, save_checkpoint
@@ -141,7 +141,7 @@ def test_05_sigterm_then_resume_is_bitwise(setup):
     proc = start("distill.py", *flags, "--out", d / "term")
     wait_for(d / "term" / "ckpt.pt", proc)
     proc.send_signal(signal.SIGTERM)  # mid-run or after the end: the result must not differ
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG)
     assert proc.returncode == 0, err[-1000:]
     assert 0 < load_checkpoint(d / "term" / "ckpt.pt")["step"] <= 60
     run("distill.py", *flags, "--out", d / "term", "--resume")
