@@ -38,6 +38,7 @@ from minivid.checkpoint import check_config, load_checkpoint
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, step_generator, wrap_ddp)
 from minivid.data import save_grid
+from minivid.history import frames_of
 from minivid.latents import load_latents
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.sampling import Pipeline, sample_latents, sample_long
@@ -153,7 +154,7 @@ def preview(step):
         if EXTEND:
             z = sample_long(model, preview_prompts, 4, "pack", steps=n, cfg=1.0,
                             sampler=distillation.student_step, latent_hw=(h, w))
-            rows.append(pipe.decode(z, extend.frames_of(4)))
+            rows.append(pipe.decode(z, frames_of(4)))
         else:
             z = sample_latents(model, preview_prompts, (C, T, h, w), steps=n, cfg=1.0,
                                sampler=distillation.student_step)

@@ -30,14 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from minivid import history as hist
 from minivid.captions import strip_motion
 from minivid.history import (FIRST, NEW, SAMPLE_NOISE, STRATEGIES, TRAIN_NOISE, build_context,
                              context_tokens, noise_history)
-
-# Names that moved to minivid/history.py, still read from here by older callers
-# (minivid/extend_bench.py, distill.py): the prompt of each clip, a long video's frame count.
-clip_prompts, frames_of = hist.clip_prompts, hist.frames_of
 
 LAYOUTS = {"pack": 0.7, "window": 0.15, "full": 0.15}  # how often each strategy is trained
 P_WHO_ONLY = 0.3        # continuation captions reduced to who is in the clip (strip_motion)

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from minivid import bench, checker, extend
+from minivid import bench, checker
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
+from minivid.history import clip_prompts
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
@@ -198,7 +199,7 @@ def score_per_clip(videos, prompts_per_video, clips):
     clip 1 only, as the model saw it) and identity vs clip 1 -> per clip index."""
     adher, ident = np.zeros((clips, 2)), np.zeros((clips, 2))
     for video, prompts in zip(videos, prompts_per_video):
-        texts = extend.clip_prompts([prompts], clips)[0]
+        texts = clip_prompts([prompts], clips)[0]
         parts = split(video, clips)
         first = checker.detect(parts[0])
         for m, (part, text) in enumerate(zip(parts, texts)):

@@ -32,7 +32,7 @@ import pytest
 import torch
 from helpers import ENV, HANG, make_dit_inputs, run, start, trainer_flags, wait_for
 
-from minivid.checkpoint import load_checkpoint
+from minivid.checkpoint import load_checkpoint, save_checkpoint, trainer_of
 from minivid.training import StepBudget
 
 pytestmark = pytest.mark.slow  # real runs of 6 trainers, stopped and resumed: ~3 min on 2 cores
@@ -172,3 +172,19 @@ def test_06_resume_bad_input(straight, tmp_path):
     r = run("train_vae.py", "--out", d / "straight", "--resume", check=False)
     assert r.returncode != 0 and "was written by train_dit.py" in r.stderr
     assert "not train_vae.py" in r.stderr and "or give this run another --out" in r.stderr
+
+
+# 7. A checkpoint written before checkpoints named their trainer (no "trainer" key): the
+#    trainer is inferred from its kind and args, so it still resumes with the right script,
+#    and another script is refused with the inferred name.
+def test_07_checkpoint_from_before_the_move(straight, tmp_path):
+    d, flags, ref = straight
+    old = {k: v for k, v in ref.items() if k != "trainer"}
+    assert trainer_of(old) == "train_dit.py --stage image"
+    (tmp_path / "old").mkdir()
+    save_checkpoint(tmp_path / "old" / "ckpt.pt", old)
+    r = run("train_dit.py", *flags, "--out", tmp_path / "old", "--resume")  # at its end: no-op
+    assert load_checkpoint(tmp_path / "old" / "ckpt.pt")["step"] == ref["step"], r.stderr
+    r = run("train_extend.py", "--vae", d / "vae.pt", "--latents", d / "latents", "--out",
+            tmp_path / "old", "--resume", check=False)
+    assert r.returncode != 0 and "was written by train_dit.py --stage image" in r.stderr
