@@ -3,7 +3,8 @@
 # tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
 # -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
 # -> clip extension (continue a history; full vs window vs packed context), evaluated
-# -> prompt rewriting (a tiny LM turns what users type into dense descriptions), evaluated
+# -> prompt rewriting (a tiny LM reads what users type, writes dense descriptions), evaluated
+#    against hand-written expectations, beside a DiT trained on user language too
 # -> recaptioning (a captioner for clips without text), the blind-person test.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
@@ -59,15 +60,21 @@ for context in full window pack; do
   python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context "$context" --steps 32 \
       --out runs/extend/long --prompt "A large red circle that starts on the left and moves quickly to the right. The background is plain black."
 done
-echo "== 10. prompt rewriting: a 3-minute word-level GPT expands sparse prompts; with vs without"
-python train_rewriter.py --data tiny_data --out runs/rewriter --minutes 3
-python -m minivid.evaluate rewrite --ckpt runs/dit_video/ckpt.pt --rewriter runs/rewriter/ckpt.pt \
-    --n 32 --seeds 2 --plot runs/rewriter/rewrite.png --gif runs/rewriter/with_without.gif
-SPARSE=(--prompt "a red circle" --prompt "a blue square moving up"
+echo "== 10. prompt rewriting: a 5-minute GPT reads what people type; the fair bench on a frozen set"
+python train_rewriter.py --out runs/rewriter --steps 1400
+python -m minivid.rewrite --ckpt runs/rewriter/ckpt.pt "two red circles" "a circle that is not red" "a dog"
+# the fair 'without a rewriter': a DiT that trained on user language too (word dropout, mixed captions)
+MIXED=(--vae runs/vae_t4/ckpt.pt --latents runs/latents --word-dropout 0.1 --user-captions 0.3)
+python train_dit.py --stage image "${MIXED[@]}" --out runs/rewrite/dit_mixed_image --steps 3764
+python train_dit.py --stage video "${MIXED[@]}" --init-from runs/rewrite/dit_mixed_image/ckpt.pt \
+    --out runs/rewrite/dit_mixed --steps 1597
+python -m minivid.evaluate rewrite --rewriter runs/rewriter/ckpt.pt --ckpt runs/dit_video/ckpt.pt \
+    --mixed runs/rewrite/dit_mixed/ckpt.pt --seeds 3 --plot runs/rewrite/rewrite.png
+SPARSE=(--prompt "a red circle" --prompt "a small blue square to the left of the big yellow circle"
         --prompt "Background: plain black. A huge yelow ball. It sinks slowly.")
-python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewriter/typed "${SPARSE[@]}"
+python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewrite/typed "${SPARSE[@]}"
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
-    --out runs/rewriter/rewritten "${SPARSE[@]}"
+    --out runs/rewrite/rewritten "${SPARSE[@]}"
 echo "== 11. recaptioning: a captioner for clips without text; the blind-person test"
 python train_captioner.py --data tiny_data --out runs/captioner --minutes 3
 mkdir -p runs/captioner/uncaptioned            # a user's folder: media, no captions at all
@@ -79,5 +86,5 @@ python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 128 \
 echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
 echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
 echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif),"
-echo "      runs/rewriter/ (rewrite.png, with_without.gif, typed/ beside rewritten/),"
+echo "      runs/rewrite/ (rewrite.png, typed/ beside rewritten/),"
 echo "      runs/captioner/ (uncaptioned/captions.jsonl, blind_person.png)"

@@ -105,7 +105,7 @@ if args.rewrite != "none":  # what the user typed -> what the DiT understands
         sys.exit("error: --rewrite needs prompts to rewrite; it does not apply with --unconditional")
     if args.rewrite == "local" and not os.path.exists(args.rewriter):
         sys.exit(f"error: --rewriter {args.rewriter} not found; train one first: python "
-                 "train_rewriter.py --out runs/rewriter --minutes 3")
+                 "train_rewriter.py --out runs/rewriter --minutes 4.5")
     local = Rewriter.load(args.rewriter) if os.path.exists(args.rewriter) else None
     if args.rewrite == "openai":
         if args.llm_timeout <= 0:
@@ -116,8 +116,8 @@ if args.rewrite != "none":  # what the user typed -> what the DiT understands
         rewriter = local
     for i, prompt in enumerate(prompts):
         r = rewriter(prompt, seed=args.seed)
-        print(f"prompt {i + 1}: {prompt!r}\n  rewritten ({r.source}, {r.tries} tr"
-              f"{'y' if r.tries == 1 else 'ies'}): {r.text}")
+        print(f"prompt {i + 1}: {prompt!r}\n  read as: {r.reading or '(no reading)'}\n"
+              f"  rewritten ({r.source}, {r.tries} tr{'y' if r.tries == 1 else 'ies'}): {r.text}")
         for note in r.warnings:
             print(f"  note: {note}")
         prompts[i] = r.text

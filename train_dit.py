@@ -29,6 +29,7 @@ Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU
 import argparse
 import os
 
+import numpy as np
 import torch
 
 from minivid import flow
@@ -39,7 +40,8 @@ from minivid.run import Run, add_run_args, check_run_args
 from minivid.sampling import sample_latents
 from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, caption_batch, ema_model,
                          load_init, load_stage_latents, mean_loss, read_captions, stage_config,
-                         stage_extra, summary, train_step, val_draws)
+                         stage_extra, summary, train_step, user_captions, val_draws,
+                         word_dropout)
 from minivid.training import batch_indices
 
 p = argparse.ArgumentParser(description="Train the text-conditioned DiT on cached VAE latents.",
@@ -74,7 +76,9 @@ print0(f"{args.stage} stage: {N} examples of {tuple(X.shape[1:])} latents")
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, args.stage, latent_frames=T, frames=int(lat.train["frames"]),
     captions=args.captions))
-tokens = stage.model["text"].tokenizer(list(lat.train["captions"]))  # every caption, once
+text_tokenizer = stage.model["text"].tokenizer
+tokens = text_tokenizer(list(lat.train["captions"]))  # every caption, once
+specs = list(lat.train.get("specs", [""] * N))       # scenes, for --user-captions
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
     raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
@@ -112,8 +116,17 @@ for step in run:
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
     t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
     noise = torch.randn((args.batch_size, C, T, h, w), generator=g_dev, device=device)[mine]
+    step_tokens = tokens
+    if args.user_captions or args.word_dropout:   # the mixed-caption DiT (README: rewriting)
+        use = (torch.rand(args.batch_size, generator=g_cpu) < args.user_captions)[mine]
+        rng = np.random.default_rng([args.seed, step, dist.rank])
+        ids, mask = user_captions(text_tokenizer, tokens, idx, use, specs, rng)
+        step_tokens = (word_dropout(ids, mask, args.word_dropout, g_cpu), mask)
+        idx_tok = torch.arange(len(idx))
+    else:
+        idx_tok = idx
     micro = [dict(x0=X[idx[m]].to(device), noise=noise[m], t=t[m].to(device),
-                  **caption_batch(tokens, idx[m], drop[m], args.compile, device))
+                  **caption_batch(step_tokens, idx_tok[m], drop[m], args.compile, device))
              for m in torch.arange(B).chunk(args.grad_accum)]               # gradient accumulation
     train_step(run, stage, micro, val_batches)  # forward, backward, step, EMA, log, val loss
     if args.sample_every and run.due(args.sample_every) and val_batches and dist.is_main:

@@ -4,8 +4,8 @@ Where it sits: beside the local rewriter (minivid/rewrite.py); `sample.py --rewr
 and `python -m minivid.evaluate rewrite --backend openai` use it. This is how production
 stacks do it (CogVideoX's convert_demo.py: an OpenAI-style API, few-shot examples, low
 temperature, retries, the original prompt as the fallback), with the tiny world's twist:
-the reply goes through the SAME guard as the local model's samples, and every failure falls
-back to the local rewriter (or, without one, to the template), with a warning, never a crash.
+the reply goes through the guard's world rules (a real LLM writes no reading to hold it to), and every failure falls
+back to the local rewriter (or, without one, to the keyword rule), with a warning, never a crash.
 
 Standard library only (urllib): one POST to <base>/chat/completions with
     {"model": ..., "messages": [system, user], "temperature": ..., "seed": ...}
@@ -28,10 +28,9 @@ import warnings
 
 import numpy as np
 
-from minivid import rewrite
+from minivid import rewrite, user_language
 from minivid.captions import dense_caption
-from minivid.prompt_parse import parse
-from minivid.world import sample_scene
+from minivid.scene import sample_scene
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -47,9 +46,9 @@ def system_prompt(n_examples: int = 4, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     lines = []
     for _ in range(n_examples):
-        scene = sample_scene(rng, "train")
-        sparse = rewrite.brief(rewrite.sparse_view(scene.to_dict(), rng))
-        lines.append(f"User: {sparse}\nYou: {dense_caption(scene, rng)}")
+        prompt, _, scene = user_language.user_prompt(sample_scene(rng, "train"), rng,
+                                                     p_typo=0, p_special=0)
+        lines.append(f"User: {prompt}\nYou: {dense_caption(scene, rng)}")
     return (
         "You rewrite short prompts for a video model that only knows one tiny world: one or "
         "two flat shapes on a plain background, 16 frames. Reply with ONE dense description "
@@ -110,13 +109,13 @@ class ApiRewriter:
         if timeout <= 0 or retries < 0:
             raise ValueError(f"timeout {timeout} must be > 0 and retries {retries} >= 0")
         self.timeout, self.retries, self.temperature = timeout, retries, temperature
-        self.fallback = fallback   # a rewrite.Rewriter, or None for the template
+        self.fallback = fallback   # a rewrite.Rewriter, or None for the keyword rule
         self.system = system_prompt()
 
     def __call__(self, prompt: str, seed: int = 0) -> rewrite.Rewrite:
         text, notes = rewrite.read_prompt(prompt)
-        parsed = parse(text)
-        stated, rejected = parsed.stated(), []
+        rejected = []
+        nothing = {"background": None, "objects": [], "notes": [], "bad": []}
         for k in range(1, self.retries + 2):
             try:
                 reply = chat(text, self.base_url, self.model, self.api_key, self.timeout,
@@ -124,19 +123,20 @@ class ApiRewriter:
             except ApiError as e:
                 notes.append(f"try {k}: {e}")
                 continue
-            problems, scene = rewrite.check(reply, stated)
+            problems, scene = rewrite.check(reply, None)   # the world's rules on the reply
             if not problems:
-                return rewrite.finish(text, reply, "openai", k, parsed, scene, rejected, notes)
+                return rewrite.finish(text, reply, "openai", k, "", nothing, scene, rejected,
+                                      notes)
             rejected.append((reply, problems))
             notes.append(f"try {k}: the guard refused the reply ({'; '.join(problems)})")
-        where = "the local rewriter" if self.fallback else "the template"
+        where = "the local rewriter" if self.fallback else "the keyword rule"
         notes.append(f"the endpoint gave no usable rewrite in {self.retries + 1} tries; "
                      f"falling back to {where}")
         warnings.warn(" | ".join(notes))
         if self.fallback is not None:
             r = self.fallback(text, seed)
         else:
-            r = rewrite.by_template(text, seed)
+            r = rewrite.keyword_rewrite(text, seed)
         r.warnings[:0] = notes
         r.rejected[:0] = rejected
         return r

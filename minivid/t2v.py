@@ -27,14 +27,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from minivid import flow
+from minivid import flow, user_language
 from minivid.checkpoint import check_config, load_checkpoint, load_state_strict
 from minivid.common import (autocast, measure_matmul_peak, pick_precision, print0, seed_all,
                             wrap_ddp)
 from minivid.dit import PRESETS as DIT_PRESETS, DiT, DiTConfig
 from minivid.history import add_context_kernels, init_context_kernels
 from minivid.latents import load_latents
-from minivid.text import PAD, PRESETS as TEXT_PRESETS, TextConfig, TextEncoder, build_vocab
+from minivid.scene import Scene
+from minivid.text import (PAD, PRESETS as TEXT_PRESETS, UNK, TextConfig, TextEncoder,
+                          build_vocab)
 from minivid.training import EMA, Throughput, adamw, clip_and_step
 from minivid.vae import fingerprint, load_vae
 
@@ -104,6 +106,12 @@ def add_stage_args(p) -> None:
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (after its warmup)")
     p.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions "
                    "replaced by '' (the null caption that CFG needs)")
+    p.add_argument("--word-dropout", type=float, default=0.0, help="fraction of caption words "
+                   "replaced by <unk>: the <unk> row learns 'a word I do not know', so an unseen "
+                   "word costs little (0.1 for the mixed-caption DiT, README: rewriting)")
+    p.add_argument("--user-captions", type=float, default=0.0, help="fraction of training "
+                   "captions replaced by what a person might type for that clip "
+                   "(minivid/user_language.py: partial, synonyms, typos, negation, relations)")
     p.add_argument("--t-mean", type=float, default=1.0, help="training times t = sigmoid(N(mean, "
                    "1)); > 0 trains more at high noise, where the layout is decided")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
@@ -115,7 +123,8 @@ def add_stage_args(p) -> None:
 
 # Flags that shape a stage's trajectory: resume with the same ones to continue it exactly.
 TRAJECTORY = ["latents", "init_from", "preset", "steps", "batch_size", "grad_accum", "lr",
-              "warmup", "ema_decay", "caption_dropout", "t_mean", "seed", "precision"]
+              "warmup", "ema_decay", "caption_dropout", "word_dropout", "user_captions",
+              "t_mean", "seed", "precision"]
 
 
 def load_init(args, resumed: dict | None) -> dict | None:
@@ -201,6 +210,8 @@ def stage_config(args, lat: Latents, init: dict | None, own_captions: bool = Fal
                              else "train_images.pt")
         if os.path.exists(other) and not own_captions:  # other captions: only their own words
             captions += load_latents(other, lat.fingerprint)["captions"]
+        if getattr(args, "user_captions", 0):   # the words people use get rows of their own
+            captions += sorted(user_language.lexicon(held=False))
         vocab = build_vocab(captions)
     config = make_config(args.preset, vocab, lat.train["latents"].shape[1], args.grad_checkpoint)
     config["dit"]["context_kernels"] = tuple(context_kernels)
@@ -274,6 +285,30 @@ def stage_extra(args, lat: Latents, stage: str, latent_frames: int, frames: int,
             "latent_hw": list(lat.train["latents"].shape[3:]), "latent_frames": latent_frames,
             "stage": stage, "captions": os.path.abspath(captions) if captions else "cache",
             "frames": frames, **more}
+
+
+def user_captions(tokenizer, tokens, rows, use, specs, rng):
+    """The tokenized captions of `rows`, those with `use` rewritten as a person might ask for
+    the same clip (minivid/user_language.py, only requests true to the clip) -> (ids, mask),
+    (b, L) each, padded to the longest. specs: the cache's scene specs (JSON); a row without
+    one keeps its caption."""
+    ids, mask = tokens[0][rows].clone(), tokens[1][rows].clone()            # (b, Lmax)
+    for b, i in enumerate(rows.tolist()):
+        if use[b] and specs[i]:
+            scene = Scene.from_dict(json.loads(specs[i]))
+            text = user_language.user_prompt(scene, rng, p_special=0.2,
+                                             specials=user_language.TRUE_TO_THE_SCENE)[0]
+            row = tokenizer.encode(text)[:ids.shape[1]]
+            ids[b], mask[b] = PAD, False
+            ids[b, :len(row)], mask[b, :len(row)] = torch.tensor(row), True
+    return ids, mask
+
+
+def word_dropout(ids, mask, p: float, generator):
+    """Each real word (not <bos>, not padding) becomes <unk> with probability p."""
+    hit = (torch.rand(ids.shape, generator=generator) < p) & mask
+    hit[:, 0] = False
+    return torch.where(hit, torch.full_like(ids, UNK), ids)
 
 
 def caption_batch(tokens, rows, drop, compile: bool, device) -> dict:

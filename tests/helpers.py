@@ -121,17 +121,18 @@ def make_long_cache(folder, vae, n=24, clips=3):
 
 def trainer_flags(d, script):
     """Tiny inputs in folder `d` for every trainer but train_dit.py (made on first use): the
-    script's flags, all but --steps and --out. A world on disk for the VAE, the rewriter and
-    the captioner; a synthetic latent cache with long clips and a 2-step video DiT for
+    script's flags, all but --steps and --out. A world on disk for the VAE and the captioner
+    (the rewriter writes its own data); a synthetic latent cache with long clips and a 2-step video DiT for
     distill.py (its teacher) and train_extend.py (its start). Used by test_11 and test_12."""
     common = ["--warmup", 2, "--save-every", 2, "--log-every", 2, "--device", "cpu"]
-    if script in ("train_vae.py", "train_rewriter.py", "train_captioner.py"):
+    if script == "train_rewriter.py":   # writes its own data (minivid/user_language.py)
+        return ["--batch-size", 8, "--check-prompts", 0] + common
+    if script in ("train_vae.py", "train_captioner.py"):
         world = ["--data", d / "world"]
         if not (d / "world").exists():
             make_world(d / "world", n=8)
         return {"train_vae.py": ["--preset", "tiny-t4", "--batch-size", 2,
                                  "--image-batch-size", 4],
-                "train_rewriter.py": ["--batch-size", 8, "--check-prompts", 0],
                 "train_captioner.py": ["--batch-size", 8]}[script] + world + common
     latents = ["--vae", d / "vae.pt", "--latents", d / "latents"]
     video = d / "video" / "ckpt.pt"
