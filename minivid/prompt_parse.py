@@ -1,8 +1,12 @@
-"""Reading what people type: any prompt -> the tiny-world attributes it states.
+"""Reading captions: any dense or sparse caption -> the tiny-world attributes it states.
 
 Where it sits: under the scene checker (`minivid.checker.stated` scores a clip against what
-its prompt says), the rewriter's guard (`minivid.rewrite`: did the rewrite keep what the
-user said?) and `minivid.captions.parse_caption`, which is this parser.
+its caption says), the rewriter's guard (`minivid.rewrite`: does the LM's dense caption keep
+its own reading?) and `minivid.captions.parse_caption`, which is this parser. It is NOT on
+the path from a user to the model any more: the rewriter's LM reads what people type
+(minivid/rewrite.py), and this parser only reads generator language, the captions the world
+and the LM write. It was built to read people too, and the list of phrasings it gets wrong
+is why that job moved to a learned model (README: prompt rewriting).
 
 Why a parser and not a regex per phrasing: the world writes captions in a handful of
 templates, but people do not. They write one sentence per object, the background first or on

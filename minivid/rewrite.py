@@ -79,6 +79,7 @@ def ngrams(word: str, buckets: int) -> list[int]:
     """Hashed character 3-, 4- and 5-grams of "<word>": ids in 1..buckets-1 (0 = none)."""
     w = f"<{word}>"
     grams = [w[i:i + n] for n in (3, 4, 5) for i in range(len(w) - n + 1)]
+    # a word of 8+ letters keeps its first 16: all its 3-grams, some 4-grams, few 5-grams
     return [1 + zlib.crc32(g.encode()) % (buckets - 1) for g in grams[:GRAMS_PER_WORD]]
 
 
@@ -275,6 +276,9 @@ def read_reading(text: str) -> dict:
         if "shape" not in o or o.get("position", "centre") not in POSITIONS \
                 or o.get("motion", "still") not in MOTIONS \
                 or o.get("not", "red") not in OBJECT_COLOURS or o.get("rel", ("", 0))[1] < 0:
+            out["bad"].append(clause)
+            continue
+        if len(out["objects"]) == 2:          # the world has at most two objects
             out["bad"].append(clause)
             continue
         out["objects"].append(o)
@@ -531,7 +535,8 @@ class Rewriter:
         (row, probs), = decode(self.model, ids, grams, 1, 0.0, 0, stop=SAY,
                                banned=(PAD, BOS, SEP, UNK, EOS))
         words = [self.vocab[i] for i in row]
-        unsure = [f"{w} ({p:.2f})" for w, p in zip(words, probs) if p < 0.5 and w != ";"]
+        unsure = [f"{w} ({p:.2f})" for w, p in zip(words, probs)
+                  if p < 0.5 and w[0].isalnum()][:5]
         return " ".join(words).replace(" - ", "-"), row, unsure     # "up - left": "up-left"
 
     def samples(self, prompt: str, n: int, seed: int) -> tuple[str, list[str], list]:
@@ -550,8 +555,8 @@ class Rewriter:
         read = read_reading(reading)
         unknown = [w for w in dict.fromkeys(split_words(text)[:MAX_PROMPT_WORDS])
                    if w not in self.known and any(c.isalpha() for c in w)]
-        if "unknown words" not in read["notes"] and not read["objects"]:
-            unknown = unknown or ["(no object the world knows)"]
+        if not read["objects"] and "unknown words" not in read["notes"]:
+            notes.append("the rewriter read no object in the prompt: the scene is made up")
         rejected = []
         for k, caption in enumerate(captions_, start=1):
             problems, scene = check(caption, read, self.frames)

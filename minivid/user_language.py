@@ -535,7 +535,6 @@ def _two_of_a_shape(objs, rng, scene):
     """Two objects of one shape (the first's), from the scene's objects or a new draw."""
     if len(objs) == 1:
         two = sample_scene(rng, "train", scene.frames, scene.res, n_objects=2).objects
-        scene.background = scene.background
         objs = two
     objs[1].shape = objs[0].shape
     return objs
@@ -628,7 +627,7 @@ def lexicon(held=True) -> set:
     texts += [p for ps in REL_WORDS.values() for p in ps]
     texts += ["not", "non", "isn't", "that", "which", "is", "but", "one", "the other", "two",
               "2", "a pair of", "first", "then", "after that", "it", "there", "starts", "and",
-              "shape", "colour", "size", "position", "motion", "too", "at all", "too"]
+              "shape", "colour", "size", "position", "motion", "too", "at all"]
     texts += [_plural(p) for ps in SHAPE.values() for p in ps]
     if held:
         texts += [p for table in HELD_WORDS.values() for ps in table.values() for p in ps]
