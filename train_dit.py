@@ -38,8 +38,8 @@ from minivid.data import save_grid
 from minivid.latents import decode_latents
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.sampling import sample_latents
-from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, caption_batch, ema_model,
-                         load_init, load_stage_latents, mean_loss, read_captions, stage_config,
+from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, cache_scenes, caption_batch,
+                         ema_model, load_init, load_stage_latents, mean_loss, read_captions, stage_config,
                          stage_extra, summary, train_step, user_captions, val_draws,
                          word_dropout)
 from minivid.training import batch_indices
@@ -78,7 +78,7 @@ stage = build_stage(args, run, config, init, stage_extra(
     captions=args.captions))
 text_tokenizer = stage.model["text"].tokenizer
 tokens = text_tokenizer(list(lat.train["captions"]))  # every caption, once
-specs = list(lat.train.get("specs", [""] * N))       # scenes, for --user-captions
+scenes = cache_scenes(lat.train.get("specs", [""] * N)) if args.user_captions else None
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
     raise ValueError(f"per-rank batch {B} does not split into --grad-accum {args.grad_accum}")
@@ -120,7 +120,7 @@ for step in run:
     if args.user_captions or args.word_dropout:   # the mixed-caption DiT (README: rewriting)
         use = (torch.rand(args.batch_size, generator=g_cpu) < args.user_captions)[mine]
         rng = np.random.default_rng([args.seed, step, dist.rank])
-        ids, mask = user_captions(text_tokenizer, tokens, idx, use, specs, rng)
+        ids, mask = user_captions(text_tokenizer, tokens, idx, use, scenes, rng)
         step_tokens = (word_dropout(ids, mask, args.word_dropout, g_cpu), mask)
         idx_tok = torch.arange(len(idx))
     else:

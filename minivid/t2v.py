@@ -287,16 +287,20 @@ def stage_extra(args, lat: Latents, stage: str, latent_frames: int, frames: int,
             "frames": frames, **more}
 
 
-def user_captions(tokenizer, tokens, rows, use, specs, rng):
+def cache_scenes(specs) -> list:
+    """The latent cache's scene specs (JSON strings, "" for media without one) -> Scenes or
+    None, parsed once at start-up, not on every step."""
+    return [Scene.from_dict(json.loads(s)) if s else None for s in specs]
+
+
+def user_captions(tokenizer, tokens, rows, use, scenes, rng):
     """The tokenized captions of `rows`, those with `use` rewritten as a person might ask for
     the same clip (minivid/user_language.py, only requests true to the clip) -> (ids, mask),
-    (b, L) each, padded to the longest. specs: the cache's scene specs (JSON); a row without
-    one keeps its caption."""
+    (b, L) each. scenes: cache_scenes(...); a row without a scene keeps its caption."""
     ids, mask = tokens[0][rows].clone(), tokens[1][rows].clone()            # (b, Lmax)
     for b, i in enumerate(rows.tolist()):
-        if use[b] and specs[i]:
-            scene = Scene.from_dict(json.loads(specs[i]))
-            text = user_language.user_prompt(scene, rng, p_special=0.2,
+        if use[b] and scenes[i] is not None:
+            text = user_language.user_prompt(scenes[i], rng, p_special=0.2,
                                              specials=user_language.TRUE_TO_THE_SCENE)[0]
             row = tokenizer.encode(text)[:ids.shape[1]]
             ids[b], mask[b] = PAD, False
