@@ -1,84 +1,124 @@
-"""Train the tiny captioner (minivid/captioner.py): clips -> the tiny world's attributes.
+"""Train the learned captioner (minivid/captioner.py): footage-like clips -> dense captions.
 
-Where it sits: beside the pipeline, for data that comes without captions. tiny_data -> THIS
--> `python -m minivid.captioner caption` writes a manifest for an uncaptioned folder, and
-`python -m minivid.evaluate captions` runs the blind-person test on its captions.
+Where it sits: beside the pipeline, for data that comes without captions. THIS -> `python -m
+minivid.captioner caption` writes a manifest for an uncaptioned folder, and `python -m
+minivid.evaluate captions` runs the blind-person test on clean and damaged held-out clips.
 
-Each step reads a batch of train clips (decoded once into uint8), turns each into palette
-masks (one per object colour, a fixed rule) and trains the shared 3-D conv encoder and its
-attribute heads on every present colour plus one absent one (captioner.loss_on). The loop
-is the one training loop (minivid/run.py): data order = training.batch_indices, the absent
-colours drawn from (seed, step), so --resume and any number of processes follow the same
-trajectory.
+Each step draws a fresh batch of (clip, caption) pairs (minivid/caption_data.py): scenes
+of the world's train distribution (never a val or test scene of --data), rendered exactly or
+damaged like footage (minivid/footage.py), a few stills and a few clips from outside the
+world, each with a dense caption phrased anew. The loss is next-word cross-entropy, the
+decoder reading the video through cross-attention. The batch is a function of (seed, step),
+so --resume and any number of processes follow the same trajectory. After the last step,
+the EMA captioner captions fresh calibration clips (not the bench's) and a logistic fit
+maps its word probabilities to the fraction of attributes it gets right: its confidence.
 
-    python train_captioner.py --data tiny_data --out runs/captioner --minutes 3   # 2 CPU cores
-    python train_captioner.py --out runs/captioner --minutes 3 --resume           # continue
-    torchrun --standalone --nproc_per_node 2 train_captioner.py --minutes 3       # 2 processes
-    python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data my_clips/ \\
-        --out my_clips/captions.jsonl
+    python train_captioner.py --out runs/captioner --steps 1500          # 2 CPU cores, ~5 min
+    python train_captioner.py --out runs/captioner --steps 1500 --resume  # continue
+    torchrun --standalone --nproc_per_node 2 train_captioner.py --steps 1500
 
-Writes <out>/ckpt.pt (kind "captioner"; its EMA weights are the captioner) and <out>/loss.png.
+Writes <out>/ckpt.pt (kind "captioner"; its EMA weights and Platt fit are the captioner) and
+<out>/loss.png.
 """
 import argparse
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
-from minivid.captioner import CaptionerConfig, CaptionerNet, loss_on, palette_masks
-from minivid.common import (Dist, autocast, check_batch, dist_cleanup, dist_setup,
-                            pick_precision, print0, rank_rows, seed_all, wrap_ddp)
-from minivid.fd import load_clips
+from minivid import caption_data
+from minivid.caption_bench import caption_accuracy
+from minivid.captioner import (PRESETS, CaptionerConfig, CaptionerNet, calibrate, caption_loss,
+                               confidence, describe, to_video)
+from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
+                            print0, rank_rows, seed_all, wrap_ddp)
 from minivid.run import Run, add_run_args, check_run_args
-from minivid.training import EMA, adamw, batch_indices, clip_and_step
+from minivid.training import EMA, adamw, clip_and_step
 
-p = argparse.ArgumentParser(description="Train the tiny captioner on the tiny world's clips.",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-p.add_argument("--data", default="tiny_data", help="tiny-world folder (python -m minivid.world)")
-p.add_argument("--width", type=int, default=16, help="encoder width (on --resume, the "
-               "checkpoint's)")
-add_run_args(p, out="runs/captioner", lr=2e-3, warmup=50, batch_size=32, minutes=3.0,
-             save_every=200)
+p = argparse.ArgumentParser(description="Train the learned captioner on footage-like clips of "
+                            "the tiny world.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="model size (captioner.py)")
+p.add_argument("--data", default="tiny_data", help="tiny-world folder whose val and test scenes "
+               "are kept out of training (the bench's held-out clips)")
+p.add_argument("--calibration", type=int, default=512, help="fresh clips the confidence is "
+               "fitted on after training")
+p.add_argument("--workers", type=int, default=1, help="processes that render the training "
+               "clips ahead of the model (0: the training process itself)")
+p.add_argument("--p-two", type=float, default=None, help="EXPERIMENT")
+p.add_argument("--enc-depth", type=int, default=None, help="EXPERIMENT")
+p.add_argument("--time-tokens", type=int, default=None, help="EXPERIMENT")
+add_run_args(p, out="runs/captioner", lr=2e-3, warmup=100, batch_size=32, save_every=250)
 args = p.parse_args()
-check_run_args(p, args, "width")
-manifest = os.path.join(args.data, "train", "clips.jsonl")
-if not os.path.exists(manifest):
-    p.error(f"{manifest} not found; make the tiny data: python -m minivid.world --out {args.data}")
-TRAJECTORY = ["data", "steps", "batch_size", "lr", "warmup", "width", "seed", "precision"]
+check_run_args(p, args)
+if args.calibration < 32:
+    p.error(f"--calibration {args.calibration}: fit the confidence on at least 32 clips")
+held_manifests = [os.path.join(args.data, s, f"{k}.jsonl") for s in ("val", "test")
+                  for k in ("clips", "images")]
+held_manifests = [m for m in held_manifests if os.path.exists(m)]
+TRAJECTORY = ["preset", "steps", "batch_size", "lr", "warmup", "seed", "precision"]
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
 run = Run(args, dist, kind="captioner", trainer="train_captioner.py", trajectory=TRAJECTORY)
-clips, specs = load_clips(manifest)                      # uint8 (N, 16, 32, 32, 3), N spec dicts
-cfg = CaptionerConfig(**run.resumed["config"]) if run.resumed else CaptionerConfig(args.width)
+cfg = CaptionerConfig(**run.resumed["config"]) if run.resumed else \
+    replace(PRESETS[args.preset], vocab=caption_data.vocabulary(),
+            **{k: getattr(args, k) for k in ("enc_depth", "time_tokens") if getattr(args, k) is not None})
+index = {w: i for i, w in enumerate(cfg.vocab)}
+held = caption_data.held_out_keys(held_manifests)
+if args.p_two is not None:
+    caption_data.P_TWO = args.p_two
 seed_all(args.seed)                                      # the same init on every rank
 model = CaptionerNet(cfg).to(dist.device)                # the raw handle: saved, EMA'd
-opt = adamw(model.parameters(), args.lr, weight_decay=1e-4)
-ema = EMA(model, 0.99)                                   # Captioner.load reads these weights
+opt = adamw(model.parameters(), args.lr, weight_decay=0.01)
+ema = EMA(model, 0.995)
 run.attach(model, opt, config=asdict(cfg), ema=ema)
 ddp = wrap_ddp(model, dist)
 dtype = pick_precision(dist.device, args.precision, bf16_pays_on_cpu=False)
 check_batch(args.batch_size, dist)
-print0(f"captioner {cfg}: {sum(q.numel() for q in model.parameters()) / 1e6:.2f}M parameters, "
-       f"{len(clips)} train clips, world size {dist.world_size}, {dtype}")
+print0(f"captioner: {sum(q.numel() for q in model.parameters()) / 1e6:.2f}M parameters, "
+       f"{len(cfg.vocab)} words, {len(held)} held-out scenes kept out "
+       f"({len(held_manifests)} manifests of {args.data}), world size {dist.world_size}, {dtype}")
 
 # ----------------------------------------------------------------------------- train
+# The GLOBAL batch of step k from rng (seed, k), drawn alike on every rank (each takes its
+# rows), rendered one step ahead in a worker process while the model trains.
+batches = caption_data.loader(run.step, args.seed, args.batch_size, held, args.workers)
 for step in run:
     run.set_lr(opt)
-    # The GLOBAL batch and its absent colours from (seed, step); this rank reads its rows'
-    # clips, and loss_on normalises by the whole batch: 1 process or N, the same step.
-    idx = batch_indices(len(clips), args.batch_size, step, args.seed, Dist())   # (B,)
-    mine = idx[rank_rows(dist)]                                                 # (B / W,)
-    masks, hist, _ = palette_masks(clips[mine.numpy()])          # (B / W, 8, T, H, W)
-    rng = np.random.default_rng([args.seed, step])
+    u8, captions, stills, _ = next(batches)
+    rows = [caption_data.encode(c, s, index) for c, s in zip(captions, stills)]
+    ids, targets = caption_data.pad(rows)                                    # (B, L) each
+    mine = rank_rows(dist)
+    video = to_video(u8[mine]).to(dist.device)                               # (B/W, 3, T, H, W)
     with autocast(dist.device, dtype):
-        loss = loss_on(ddp, masks.to(dist.device), hist.to(dist.device),
-                       [specs[i] for i in idx], rng, rank_rows(dist))
+        loss = caption_loss(ddp, video, ids[mine].to(dist.device), targets[mine].to(dist.device),
+                            tokens=int((targets != caption_data.PAD).sum()), world=dist.world_size)
     loss.backward()
     grad_norm = clip_and_step(opt, model.parameters())
     opt.zero_grad(set_to_none=True)
     ema.update(model, step)
     run.record(loss=loss.detach(), grad_norm=grad_norm)
+
+# ----------------------------------------------------------------------------- calibrate
+# The confidence: the EMA captioner captions fresh clips of the training mixture (a seed no
+# step used); a logistic fit maps its (mean, min) word log-probabilities to the fraction of
+# each caption's attributes that are right (caption_bench.caption_accuracy).
+if dist.is_main and not run.stopped:
+    captioner = CaptionerNet(cfg)
+    ema.copy_to(captioner)
+    rng = np.random.default_rng([args.seed, 1 << 30])
+    u8, _, stills, specs = caption_data.training_batch(rng, args.calibration, held)
+    keep = [i for i, s in enumerate(specs) if s is not None]            # world clips only
+    said = describe(captioner, u8[keep], [stills[i] for i in keep])
+    accuracy = [h / t for (text, _), i in zip(said, keep)
+                for h, t in [caption_accuracy(text, specs[i])]]
+    platt = calibrate([f for _, f in said], accuracy)
+    conf = np.array([confidence(f, platt) for _, f in said])
+    print0(f"calibration on {len(keep)} fresh clips: mean accuracy {np.mean(accuracy):.3f}, "
+           f"mean confidence {conf.mean():.3f}; Platt (a, b, c) = "
+           + ", ".join(f"{v:.3f}" for v in platt))
+    run.save(platt=platt, calibration={"clips": len(keep), "accuracy": float(np.mean(accuracy)),
+                                       "confidence": float(conf.mean())})
 run.finish("caption a folder with: python -m minivid.captioner caption --ckpt " + run.path +
            " --data <folder> --out <folder>/captions.jsonl")
 dist_cleanup()

@@ -1,41 +1,51 @@
-"""Why captions must be dense, measured: the blind-person test and the four-way DiT experiment.
+"""Is the learned captioner any good? The blind-person test on clean and damaged held-out
+clips, against the zero-parameter rule; its calibration; and DiTs trained on its captions.
 
 Where it sits: after the captioner (minivid/captioner.py); `python -m minivid.evaluate
 captions` prints a table per part and one JSON line.
 
 1. The blind-person test, made exact. The talk asks for captions detailed enough "that a
    blind person could reconstruct the clip". Here that is a procedure: parse the caption
-   (minivid/prompt_parse.py), fill what it leaves open the way a blind person would have to,
-   by guessing (a random draw under the world's rules, seeded per clip), render the scene with
-   minivid.world, and compare with the original clip:
-     - states:  attributes the caption states, per clip (a dense caption: ~7 per object + 1);
-     - true:    the fraction of them the original clip shows (the scene checker);
-     - rebuild: how much of the clip the re-render gets right: the mean of "same background"
-                and, per object of the original, the IoU of its pixels (all frames) with the
-                re-render's pixels of that colour. 1.0 = rebuilt exactly.
-   For four kinds of caption of the same val clips: ground-truth dense, sparse (what users
-   type), the captioner's, and title-like (what internet videos come with).
-   Plus the captioner's attribute accuracy against the ground truth: correct attributes over
-   the ground truth's attributes plus those of any object it made up.
-2. The experiment: DiTs trained with the same budget on the same clips captioned four ways,
-   each scored on the dense val prompts (adherence, tiny FVD): does the caption kind a model
-   trained on decide what it can follow?
+   (minivid/prompt_parse.py), fill what it leaves open by guessing (a random draw under the
+   world's rules, seeded per clip), render that scene, and compare with the clip's own scene:
+     rebuild = the mean of "same background" and, per object of the clip, the pixel IoU (all
+               frames) with the re-render's object of its colour. 1.0 = rebuilt exactly.
+     accuracy = the clip's attributes the caption states rightly, over all of them plus 6 for
+               every object the caption made up.
+   The clips are held out (val and compositional test scenes; train_captioner.py never draws
+   them), under each footage perturbation separately (minivid/footage.py). The captions:
+     learned      the captioner (mean and spread over the checkpoints given: seeds)
+     rule         dense_caption(checker.detect(clip)): the scene checker's nearest-palette
+                  reading written out; zero parameters, the baseline a learned one must beat
+     ground truth the world's own dense caption of the scene
+   Plus: distractor clips (an off-palette object) named "unknown" by the caption; clips from
+   outside the world (held-out test patterns: checkerboards and static) marked as such.
+2. Calibration: the learned captioner's confidence against its accuracy, per confidence bin,
+   over every clip of part 1.
+3. The experiment: DiTs trained on clips captioned different ways, each scored on the dense val
+   prompts (adherence, tiny FVD); names NAME@SEED are grouped into a mean and a spread.
 
+    python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 256 \\
+        --plot runs/captioner/blind_person.png
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt \\
-        --dits dense=runs/captions/dense/ckpt.pt recaptioned=... sparse=... title=...
+        --dits truth@0=runs/captions/truth/ckpt.pt learned@0=runs/captions/learned/ckpt.pt
 """
 import numpy as np
 from matplotlib.figure import Figure
 
 from minivid import bench, checker, fd
+from minivid.caption_data import FRAMES, OUTSIDE, SIZE, hold
 from minivid.captioner import Captioner
-from minivid.captions import sparse_caption, title_caption
+from minivid.captions import dense_caption
+from minivid.footage import PERTURBATIONS, UNKNOWN_SENTENCE, footage
 from minivid.prompt_parse import parse
 from minivid.rewrite import template_scene
 from minivid.sampling import Pipeline
-from minivid.world import Scene, render, render_indices
+from minivid.scene import Obj, Scene, render_indices
 
-KINDS = ("dense", "sparse", "captioner", "title")
+CONDITIONS = ("exact", "images", "compositional", *PERTURBATIONS)
+BINS = np.array([0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001])    # confidence bins (calibration)
+MIN_BIN = 10                                                 # captions for a bin to count
 
 
 def rebuild_score(original: Scene, rebuilt: Scene) -> float:
@@ -62,39 +72,136 @@ def caption_accuracy(caption: str, spec: dict) -> tuple[int, int]:
     return hits, total + 6 * made_up
 
 
-def blind_person(rows: list[dict], captions: dict[str, list[str]], seed: int = 0) -> dict:
-    """rows: manifest rows (with "spec"); captions: kind -> one caption per row -> figures."""
-    out = {}
-    for kind, caps in captions.items():
-        states, true, rebuild = [], [], []
-        for i, (row, cap) in enumerate(zip(rows, caps)):
-            scene = Scene.from_dict(row["spec"])
-            said = parse(cap).stated()
-            n = (said["background"] is not None) + sum(len(o) for o in said["objects"])
-            states.append(n)
-            if n:
-                h, t = checker.score(checker.detect(render(scene)), said)
-                true.append(h / t)
-            guess = template_scene(said, np.random.default_rng([seed, i]), scene.frames, scene.res)
-            rebuild.append(rebuild_score(scene, guess))
-        out[kind] = {"states": float(np.mean(states)),
-                     "true": float(np.mean(true)) if true else float("nan"),
-                     "stating_something": len(true) / len(caps),
-                     "rebuild": float(np.mean(rebuild))}
-    return out
+def rebuild(caption: str, scene: Scene, seed) -> float:
+    """The blind person: parse, guess the rest (seeded), render, compare."""
+    guess = template_scene(parse(caption).stated(), np.random.default_rng(seed), scene.frames,
+                           scene.res)
+    return rebuild_score(scene, guess)
 
 
-def caption_sets(rows, captioner=None, seed: int = 0) -> dict[str, list[str]]:
-    """The four kinds of caption of the same clips (the captioner's if one is given)."""
-    rng = np.random.default_rng(seed)
+def rule_caption(u8: np.ndarray, still: bool, rng) -> str:
+    """The zero-parameter baseline: the scene checker's reading of the pixels (nearest palette
+    colour per pixel, boxes, tracks), written as a dense caption."""
+    found = checker.detect(u8[:1] if still else u8)
+    objs = [Obj(o["shape"], o["colour"], o["size"], o["position"],
+                "still" if still else o["motion"], "" if still else o["speed"])
+            for o in found["objects"]]
+    if not objs:
+        return f"A plain {found['background']} background with nothing on it."
+    return dense_caption(Scene(found["background"], objs, 1 if still else FRAMES, SIZE), rng)
+
+
+def held_out(data_dir: str, condition: str, n: int, seed: int = 0):
+    """n held-out scenes under one condition -> (uint8 clips (n, 16, 32, 32, 3), stills,
+    scenes, ground-truth captions, distractor flags). exact / a perturbation: val clips;
+    images: val still images; compositional: test clips (held-out colour-shape pairs)."""
+    split, kind = {"images": ("val", "images"), "compositional": ("test", "clips")}.get(
+        condition, ("val", "clips"))
+    rows = bench.rows(data_dir, split, kind, n)
     scenes = [Scene.from_dict(r["spec"]) for r in rows]
-    out = {"dense": [r["caption"] for r in rows],
-           "sparse": [sparse_caption(s, rng) for s in scenes],
-           "title": [title_caption(s, rng) for s in scenes]}
-    if captioner is not None:
-        u8 = np.stack([render(s) for s in scenes])
-        out["captioner"] = [c for c, _ in captioner(u8, [s.frames for s in scenes])]
+    how = condition if condition in PERTURBATIONS else "exact"
+    rng = np.random.default_rng([seed, CONDITIONS.index(condition)])
+    clips, distractor = footage(scenes, [how] * len(scenes), rng)
+    truth = [r["caption"] + (" " + UNKNOWN_SENTENCE if d else "") for r, d in zip(rows, distractor)]
+    return (np.stack([hold(c) for c in clips]), [s.frames == 1 for s in scenes], scenes, truth,
+            distractor)
+
+
+def test_patterns(n: int, seed: int = 0) -> np.ndarray:
+    """Clips from outside the world, of kinds the captioner never trained on: moving
+    checkerboards in two random colours, and colour static. -> uint8 (n, 16, 32, 32, 3)"""
+    rng = np.random.default_rng([seed, 99])
+    out = []
+    for i in range(n):
+        if i % 2 == 0:
+            a, b, cell = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3), int(rng.integers(2, 8))
+            ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+            frames = [np.where((((xs + t) // cell + ys // cell) % 2)[..., None] == 0, a, b)
+                      for t in range(FRAMES)]
+            out.append(np.stack(frames))
+        else:
+            out.append(rng.uniform(0, 255, (FRAMES, SIZE, SIZE, 3)))
+    return np.stack(out).astype(np.uint8)
+
+
+def score(captions: list[str], scenes, seed: int = 0) -> dict:
+    """Mean rebuild and attribute accuracy of captions of these scenes."""
+    hits = [caption_accuracy(c, s.to_dict()) for c, s in zip(captions, scenes)]
+    return {"rebuild": float(np.mean([rebuild(c, s, [seed, i])
+                                      for i, (c, s) in enumerate(zip(captions, scenes))])),
+            "accuracy": sum(h for h, _ in hits) / sum(t for _, t in hits)}
+
+
+def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps=32,
+                    cfg=2.0) -> dict:
+    models = [Captioner.load(path) for path in captioners]
+    out = {"n": n, "captioners": len(models), "conditions": {}}
+    calib = []                                             # (confidence, accuracy) per caption
+    for condition in CONDITIONS:
+        u8, stills, scenes, truth, distractor = held_out(data_dir, condition, n)
+        rng = np.random.default_rng(0)
+        row = {"truth": score(truth, scenes),
+               "rule": score([rule_caption(c, s, rng) for c, s in zip(u8, stills)], scenes)}
+        learned = []
+        for model in models:
+            said = model(u8, [1 if s else FRAMES for s in stills])
+            learned.append(score([c for c, _ in said], scenes))
+            calib += [(conf, h / t) for (c, conf), s in zip(said, scenes)
+                      for h, t in [caption_accuracy(c, s.to_dict())]]
+            if condition == "distractor":
+                flagged = [UNKNOWN_SENTENCE in c for (c, _), d in zip(said, distractor) if d]
+                learned[-1]["unknown_named"] = float(np.mean(flagged))
+            if model is models[0]:
+                out.setdefault("examples", {})[condition] = {
+                    "truth": truth[0], "rule": rule_caption(u8[0], stills[0], rng),
+                    "learned": said[0][0], "confidence": round(said[0][1], 3)}
+        if learned:
+            for key in learned[0]:
+                values = [m[key] for m in learned]
+                row[f"learned_{key}"] = float(np.mean(values))
+                row[f"learned_{key}_std"] = float(np.std(values))
+        out["conditions"][condition] = row
+    if models:
+        patterns = test_patterns(n)
+        marked = [[c == OUTSIDE for c, _ in m(patterns)] for m in models]
+        out["outside_marked"] = float(np.mean(marked))
+        out["outside_rule_objects"] = float(np.mean([len(checker.detect(p)["objects"]) > 0
+                                                     for p in patterns]))
+        out["calibration"] = calibration(calib)
+        rows = out["conditions"]
+        out["clean_rebuild_vs_truth"] = rows["exact"]["learned_rebuild"] / rows["exact"]["truth"]["rebuild"]
+        damaged = [rows[c] for c in PERTURBATIONS]
+        out["perturbed_learned_mean"] = float(np.mean([r["learned_rebuild"] for r in damaged]))
+        out["perturbed_rule_mean"] = float(np.mean([r["rule"]["rebuild"] for r in damaged]))
+        out["perturbed_learned_min"] = float(min(r["learned_rebuild"] for r in damaged))
+    if dits:
+        probe = fd.load_or_train_probe(data_dir)
+        real = bench.real_features(probe, data_dir)
+        runs = {name: dit_scores(path, data_dir, n, steps, cfg, probe, real)
+                for name, path in dits.items()}
+        out["dits"] = runs
+        groups = {}
+        for name, r in runs.items():
+            groups.setdefault(name.split("@")[0], []).append(r)
+        out["dit_groups"] = {g: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+                             | {f"{k}_spread": float(np.ptp([r[k] for r in rs])) for k in rs[0]}
+                             | {"runs": len(rs)} for g, rs in groups.items()}
     return out
+
+
+def calibration(pairs) -> dict:
+    """Per confidence bin: captions, mean confidence, mean accuracy; the largest gap over bins
+    with >= MIN_BIN captions."""
+    conf, acc = np.array([c for c, _ in pairs]), np.array([a for _, a in pairs])
+    bins = []
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        m = (conf >= lo) & (conf < hi)
+        if m.any():
+            bins.append({"bin": f"{lo:.2f}-{min(hi, 1):.2f}", "captions": int(m.sum()),
+                         "confidence": float(conf[m].mean()), "accuracy": float(acc[m].mean())})
+    full = [b for b in bins if b["captions"] >= MIN_BIN]
+    return {"bins": bins, "max_gap": max((abs(b["confidence"] - b["accuracy"]) for b in full),
+                                         default=float("nan"))}
 
 
 def dit_scores(ckpt, data_dir, n, steps, cfg, probe, real_features) -> dict:
@@ -106,54 +213,31 @@ def dit_scores(ckpt, data_dir, n, steps, cfg, probe, real_features) -> dict:
             "fvd": bench.fvd(probe, videos, real_features)}
 
 
-def captions_report(data_dir="tiny_data", captioner_ckpt=None, dits=None, n=128, steps=32,
-                    cfg=2.0) -> dict:
-    captioner = Captioner.load(captioner_ckpt) if captioner_ckpt else None
-    out = {"n": n}
-    for split in ("val", "test"):
-        rows = bench.rows(data_dir, split, n=n)
-        sets = caption_sets(rows, captioner)
-        if split == "val":
-            out["blind_person"] = blind_person(rows, sets)
-            out["examples"] = {k: v[:3] for k, v in sets.items()}
-        if captioner is not None:
-            hits = [caption_accuracy(c, r["spec"]) for c, r in zip(sets["captioner"], rows)]
-            out[f"captioner_accuracy_{split}"] = sum(h for h, _ in hits) / sum(t for _, t in hits)
-    if captioner is not None:
-        bp = out["blind_person"]
-        out["captioner_rebuild_vs_dense"] = bp["captioner"]["rebuild"] / bp["dense"]["rebuild"]
-    if dits:
-        probe = fd.load_or_train_probe(data_dir)
-        real = bench.real_features(probe, data_dir)
-        out["dits"] = {name: dit_scores(path, data_dir, n, steps, cfg, probe, real)
-                       for name, path in dits.items()}
-    return out
-
-
 def plot(fig: dict, path: str) -> str:
-    """Left: the blind-person test per caption kind; right: the DiTs trained on each kind."""
-    panels = 2 if fig.get("dits") else 1
-    f = Figure(figsize=(5.5 * panels, 3.8))
-    axes = f.subplots(1, panels, squeeze=False)
-    bp = fig["blind_person"]
-    kinds = [k for k in KINDS if k in bp]
-    ax = axes[0, 0]
-    x = np.arange(len(kinds))
-    ax.bar(x - 0.2, [bp[k]["rebuild"] for k in kinds], 0.4, label="rebuild from caption")
-    ax.bar(x + 0.2, [np.nan_to_num(bp[k]["true"]) for k in kinds], 0.4, label="true (of stated)")
-    ax.set_xticks(x, kinds)
+    """Left: rebuild per condition for truth, rule and learned; right: calibration."""
+    f = Figure(figsize=(12, 3.8))
+    ax, ax2 = f.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    rows = fig["conditions"]
+    names = list(rows)
+    x = np.arange(len(names))
+    ax.bar(x - 0.27, [rows[c]["truth"]["rebuild"] for c in names], 0.27, label="ground truth")
+    ax.bar(x, [rows[c]["rule"]["rebuild"] for c in names], 0.27, label="rule (checker.detect)")
+    if "learned_rebuild" in rows[names[0]]:
+        ax.bar(x + 0.27, [rows[c]["learned_rebuild"] for c in names], 0.27,
+               yerr=[rows[c]["learned_rebuild_std"] for c in names], label="learned captioner")
+    ax.set_xticks(x, names, rotation=30, fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_title("the blind-person test (val clips)")
-    ax.legend(fontsize=8)
-    if panels == 2:
-        ax = axes[0, 1]
-        names = list(fig["dits"])
-        ax.bar(names, [fig["dits"][k]["adherence"] for k in names])
-        for i, k in enumerate(names):
-            ax.text(i, fig["dits"][k]["adherence"] + 0.01, f"FVD {fig['dits'][k]['fvd']:.0f}",
-                    ha="center", fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.set_title("DiT trained on each kind: adherence to dense val prompts")
+    ax.set_ylabel("blind-person rebuild")
+    ax.set_title("held-out clips, clean and damaged")
+    ax.legend(fontsize=8, loc="lower left")
+    bins = fig.get("calibration", {}).get("bins", [])
+    full = [b for b in bins if b["captions"] >= MIN_BIN]
+    ax2.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax2.scatter([b["confidence"] for b in full], [b["accuracy"] for b in full],
+                s=[10 + b["captions"] / 10 for b in full])
+    ax2.set_xlim(0, 1.02), ax2.set_ylim(0, 1.02)
+    ax2.set_xlabel("confidence (bin mean)"), ax2.set_ylabel("accuracy (bin mean)")
+    ax2.set_title("calibration (dot size: captions)")
     return bench.save_figure(f, path)
 
 
@@ -161,45 +245,65 @@ def plot(fig: dict, path: str) -> str:
 
 
 def add_args(sub) -> None:
-    p = bench.command(sub, "captions", run, "why captions must be dense: the blind-person test "
-                      "(dense, sparse, captioner, title-like captions) and DiTs trained on each "
-                      "kind")
-    p.add_argument("--captioner", default=None, help="train_captioner.py output")
-    p.add_argument("--dits", nargs="*", default=None, metavar="NAME=CKPT", help="DiTs trained on "
-                   "each caption kind, e.g. dense=runs/captions/dense/ckpt.pt")
+    p = bench.command(sub, "captions", run, "the blind-person test of the learned captioner vs "
+                      "the rule and the ground truth, on clean and damaged held-out clips; its "
+                      "calibration; DiTs trained on differently captioned clips")
+    p.add_argument("--captioner", nargs="*", default=[], help="train_captioner.py outputs "
+                   "(several: seeds, reported as mean and spread)")
+    p.add_argument("--dits", nargs="*", default=None, metavar="NAME@SEED=CKPT", help="DiTs "
+                   "trained on each caption kind, e.g. truth@0=runs/captions/truth/ckpt.pt")
     bench.shared_args(p, "data", "n", "steps", "cfg", "plot",
-                      help={"n": "val clips / prompts",
-                            "plot": "PNG: blind-person test and the DiTs"})
+                      help={"n": "held-out clips per condition / val prompts per DiT",
+                            "plot": "PNG: blind-person test and calibration"})
 
 
 def run(args) -> dict:
     bench.need_data(args.data)
-    if args.captioner:
-        bench.need(args.captioner, "Train it first: python train_captioner.py --minutes 3")
+    for path in args.captioner:
+        bench.need(path, "Train it first: python train_captioner.py --steps 1000")
     dits = {}
     for item in args.dits or []:
         name, _, path = item.partition("=")
         if not path:
-            args.error(f"--dits {item!r}: write name=path, e.g. "
-                       "dense=runs/captions/dense/ckpt.pt")
+            args.error(f"--dits {item!r}: write name=path, e.g. truth@0=runs/captions/truth/ckpt.pt")
         bench.need(path, "Train it first (README: the caption experiment)")
         dits[name] = path
     fig = captions_report(args.data, args.captioner, dits, args.n, args.steps, args.cfg)
-    bench.print_columns(f"the blind-person test on {args.n} val clips: parse the caption, guess "
-                        "what it leaves open, render, compare",
-                        ["caption", "states", "true", "rebuild"],
-                        [(kind, [f"{r['states']:.2f}", f"{r['true']:.3f}", f"{r['rebuild']:.3f}"])
-                         for kind, r in fig["blind_person"].items()])
-    for kind, caps in fig.pop("examples").items():
-        print(f"  {kind}: {caps[0]}")
-    rows = [(k, v) for k, v in fig.items() if k.startswith("captioner_")]
-    if rows:
-        bench.print_table("the captioner", rows)
+    learned = "learned_rebuild" in next(iter(fig["conditions"].values()))
+    header = ["condition", "truth", "rule", "rule acc"] + (["learned", "+-", "learned acc"]
+                                                           if learned else [])
+    bench.print_columns(f"the blind-person test, {args.n} held-out clips per condition: rebuild "
+                        "(parse the caption, guess the rest, render, compare) and attribute "
+                        "accuracy", header,
+                        [(c, [f"{r['truth']['rebuild']:.3f}", f"{r['rule']['rebuild']:.3f}",
+                              f"{r['rule']['accuracy']:.3f}"]
+                          + ([f"{r['learned_rebuild']:.3f}", f"{r['learned_rebuild_std']:.3f}",
+                              f"{r['learned_accuracy']:.3f}"] if learned else []))
+                         for c, r in fig["conditions"].items()])
+    if learned:
+        for c, ex in fig["examples"].items():
+            print(f"  [{c}] learned ({ex['confidence']:.2f}): {ex['learned']}\n"
+                  f"  [{c}] rule: {ex['rule']}")
+        bench.print_columns("calibration: confidence vs accuracy per bin", ["bin", "captions",
+                            "confidence", "accuracy"],
+                            [(b["bin"], [b["captions"], f"{b['confidence']:.3f}",
+                                         f"{b['accuracy']:.3f}"])
+                             for b in fig["calibration"]["bins"]])
+        bench.print_table("summary", [
+            ("clean rebuild, learned / truth", fig["clean_rebuild_vs_truth"]),
+            ("perturbed rebuild, learned (mean)", fig["perturbed_learned_mean"]),
+            ("perturbed rebuild, rule (mean)", fig["perturbed_rule_mean"]),
+            ("perturbed rebuild, learned (worst)", fig["perturbed_learned_min"]),
+            ("distractors named unknown", fig["conditions"]["distractor"]["learned_unknown_named"]),
+            ("test patterns marked outside the world", fig["outside_marked"]),
+            ("test patterns where the rule finds objects", fig["outside_rule_objects"]),
+            ("calibration: largest gap (bins >= 10)", fig["calibration"]["max_gap"])])
     if dits:
-        bench.print_table(f"DiTs trained on each caption kind, scored on {args.n} dense val "
-                          "prompts (adherence / tiny FVD)",
-                          [(k, f"{v['adherence']:.3f} / {v['fvd']:.1f}")
-                           for k, v in fig["dits"].items()])
+        bench.print_columns(f"DiTs scored on {args.n} dense val prompts", ["DiT", "runs",
+                            "adherence", "spread", "tiny FVD"],
+                            [(g, [r["runs"], f"{r['adherence']:.3f}",
+                                  f"{r['adherence_spread']:.3f}", f"{r['fvd']:.1f}"])
+                             for g, r in fig["dit_groups"].items()])
     if args.plot:
         print(f"wrote {plot(fig, args.plot)}")
     bench.print_json("captions", fig)

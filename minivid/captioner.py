@@ -1,41 +1,41 @@
-"""A tiny captioner: clips with no text -> dense captions, so an uncaptioned folder trains.
+"""A learned captioner: clip pixels -> a dense caption, for footage that comes with no text.
 
-Where it sits: before the data loader, for data that comes without captions (the talk's first
-lesson: internet videos carry no useful text, so production stacks caption their footage
+Where it sits: before the data loader, for data without captions (the talk's first lesson:
+internet video carries no text that describes it, so production stacks caption their footage
 with a vision-language model, "in enough detail that a blind person could reconstruct it").
 
-What it is, honestly: ATTRIBUTE HEADS, not a text decoder. The network reads a clip and
-predicts the tiny world's attributes; `captions.dense_caption` turns them into sentences.
-Why: the world's language is a fixed grammar over a few attributes, so a text decoder would
-spend its 3 CPU minutes learning grammar the captioner module already knows; the heads learn
-only what must be seen. The price: it can never say anything the world has no word for.
+What it is: a tiny vision-language model, nothing hand-written on its path.
+  1. a VIDEO ENCODER: the FD probe's three 3-D convolutions (minivid/fd.py) over the RGB
+     frames and their differences, keeping where things are: (B, 3, 16, 32, 32) -> a 4 x 4 x 4
+     grid of 64 video tokens (B, 64, D), plus a learned position for each;
+  2. a TEXT DECODER: the GPT block of minivid/text.py (pre-LayerNorm, causal self-attention,
+     rotary positions) with a cross-attention layer added, through which every word looks at
+     the 64 video tokens (the encoder-decoder of "Attention is all you need", the shape of
+     image captioners since; https://arxiv.org/abs/1706.03762). It writes the caption word by
+     word, told first whether it looks at a still image or a clip.
+It trains on footage-like clips with captions freshly phrased each time (minivid/
+caption_data.py, train_captioner.py), so it learns to describe, not to fill slots.
 
-How it reads a clip (uint8 (T, H, W, 3), any size, resized to 32x32 and 16 frames):
-  1. palette masks: every pixel is labelled with its nearest palette colour (the 4
-     background and 8 object colours of minivid.world): a (8, T, H, W) stack, one binary
-     mask per object colour. A fixed, rule-based step: colour is the one thing a palette
-     world names exactly.
-  2. ONE shared 3-D conv encoder reads each colour's mask (with x, y coordinate channels, so
-     where things are survives the convolutions) -> heads: present?, shape, size, start
-     position, motion, speed. The same weights for every colour, so a red triangle is read
-     like any triangle: the compositional split's held-out pairs are nothing new to it.
-  3. a background head on the clip's palette histogram.
-Confidence (0..1): how well the clip fits the palette (the fraction of pixels within a small
-distance of their nearest palette colour) times the least sure head's probability. A clip
-from outside the world (a photo) fits the palette badly: its caption then names only the
-nearest background colour and the dominant colour, and says it is a low-confidence guess
-rather than inventing shapes.
+Reading a clip: greedy decoding with a key/value cache (each new word attends to the cached
+keys of the words before it: one word's work per step, not the whole caption's again).
+Confidence is a probability, not a score: the decoder's probability of each word it wrote
+(synonyms pooled: "ball" and "circle" are one choice), summarised as the mean and the minimum
+log-probability, mapped by a logistic fit (Platt scaling, https://www.cs.colorado.edu/~mozer/
+Teaching/syllabi/6622/papers/Platt1999.pdf) onto the fraction of the caption's attributes
+that are right, fitted at the end of training on fresh calibration clips (not the bench's).
 
-    python train_captioner.py --data tiny_data --out runs/captioner --minutes 3   # trains it
+    python train_captioner.py --out runs/captioner --steps 1500        # trains it (~5 min)
     python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data my_clips/ \\
         --out my_clips/captions.jsonl          # a manifest minivid.data reads as it is
 """
 import argparse
 import json
+import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import imageio_ffmpeg
 import numpy as np
 import torch
 import torch.nn as nn
@@ -44,178 +44,275 @@ from PIL import Image
 from tqdm import tqdm
 
 from minivid import checkpoint
-from minivid.captions import dense_caption, sparse_caption, title_caption
+from minivid.caption_data import BOS, CLIP, EOS, FRAMES, IMAGE, OUTSIDE, PAD, SIZE, SPECIALS
+from minivid.captions import (COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, SPEED_WORDS,
+                              dense_caption, sparse_caption, title_caption)
 from minivid.data import MEDIA_EXTS, read_frames
-from minivid.world import (BACKGROUNDS, MOTIONS, MOVING, OBJECT_COLOURS, POSITIONS, SHAPES,
-                           SIZES, SPEEDS, Obj, Scene)
-
-BG_NAMES, OBJ_NAMES = list(BACKGROUNDS), list(OBJECT_COLOURS)
-PALETTE = np.array([*BACKGROUNDS.values(), *OBJECT_COLOURS.values()], dtype=np.float32)  # (12, 3)
-HEADS = {"present": [False, True], "shape": list(SHAPES), "size": list(SIZES),
-         "position": list(POSITIONS), "motion": list(MOTIONS), "speed": ["", *SPEEDS]}
-FIT_DISTANCE = 40.0     # RGB distance within which a pixel "is" its palette colour
-MIN_FIT = 0.8           # clips fitting the palette worse are out of the world
-FRAMES, SIZE = 16, 32
+from minivid.scene import Scene
+from minivid.rope import apply_rope, rope_angles
+from minivid.text import Block, gpt2_init
 
 
-# ----------------------------------------------------------------------------- 1. masks
-def palette_masks(u8):
-    """uint8 (N, T, H, W, 3) -> (masks float (N, 8, T, H, W), histogram (N, 12) of nearest
-    palette colours, fit (N,): the fraction of pixels within FIT_DISTANCE of theirs)."""
-    x = torch.as_tensor(np.asarray(u8), dtype=torch.float32)                  # (N, T, H, W, 3)
-    d = ((x[..., None, :] - torch.from_numpy(PALETTE)) ** 2).sum(-1)          # (N, T, H, W, 12)
-    best, label = d.min(-1)                                                   # (N, T, H, W)
-    masks = torch.stack([(label == len(BG_NAMES) + k) for k in range(len(OBJ_NAMES))], 1)
-    hist = F.one_hot(label.flatten(1), len(PALETTE)).float().mean(1)          # (N, 12)
-    fit = (best.flatten(1) <= FIT_DISTANCE ** 2).float().mean(1)              # (N,)
-    return masks.float(), hist, fit
-
-
-# ----------------------------------------------------------------------------- 2. network
+# ----------------------------------------------------------------------------- 1. network
 @dataclass
 class CaptionerConfig:
-    width: int = 16
+    vocab: list[str] = field(default_factory=list)   # caption_data.vocabulary(); saved
+    width: int = 16        # encoder channels (the FD probe's): w, 2w, 4w
+    dim: int = 128         # D: video tokens and words
+    depth: int = 3         # decoder blocks
+    heads: int = 4
+    max_len: int = 72      # L: <bos> <clip> + caption + <eos>
+    enc_depth: int = 0     # transformer layers over the video tokens
+    time_tokens: int = 4   # T': video tokens along time (N = 16 T')
+
+
+PRESETS = {"tiny": CaptionerConfig(width=16, dim=128, depth=3, heads=4),   # 2 CPU cores, 5 min
+           "small": CaptionerConfig(width=32, dim=256, depth=6, heads=8)}  # one GPU
+
+
+class VideoEncoder(nn.Module):
+    """(B, 3, 16, 32, 32) in [-1, 1] -> video tokens (B, N = 64, D)."""
+
+    def __init__(self, width: int, dim: int, heads: int, depth: int, time_tokens: int):
+        super().__init__()
+        w, st = width, FRAMES // 2 // time_tokens
+        self.net = nn.Sequential(   # frames, differences, x, y in (8 channels); fd.Probe's convs
+            nn.Conv3d(8, w, 3, stride=(1, 2, 2), padding=1), nn.GELU(),      # (B, w, 16, 16, 16)
+            nn.Conv3d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),          # (B, 2w, 8, 8, 8)
+            nn.Conv3d(2 * w, 4 * w, 3, stride=(st, 2, 2), padding=1), nn.GELU())  # (B, 4w, T', 4, 4)
+        self.proj = nn.Linear(4 * w, dim)
+        self.pos = nn.Parameter(torch.zeros(time_tokens * 16, dim))  # where and when each is
+        # Two transformer layers over the 64 tokens: a token sees the whole clip, so "where
+        # was it at the start, where at the end" is one token's business, not the decoder's.
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        B, C, T, H, W = x.shape
+        if (C, T, H, W) != (3, FRAMES, SIZE, SIZE):
+            raise ValueError(f"the captioner reads (B, 3, {FRAMES}, {SIZE}, {SIZE}) clips, got "
+                             f"{tuple(x.shape)}; read files with captioner.read_clip")
+        dx = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))         # (B, 3, T, H, W)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, H, device=x.device),
+                                torch.linspace(-1, 1, W, device=x.device), indexing="ij")
+        where = torch.stack([xs, ys]).to(x)[None, :, None].expand(B, 2, T, H, W)
+        f = self.net(torch.cat([x, dx, where], 1)).flatten(2).transpose(1, 2)  # (B, 64, 4w)
+        f = self.proj(f) + self.pos                                         # (B, N, D)
+        for block in self.blocks:          # positions are in self.pos; rope at 0 = identity
+            f = block(f, rope_angles(torch.zeros(f.shape[1], device=x.device),
+                                     f.shape[2] // block.heads))
+        return self.norm(f)
+
+
+class DecoderBlock(nn.Module):
+    """text.Block (causal self-attention + MLP, pre-LayerNorm, rotary positions) with a
+    cross-attention layer between the two: the words' queries, the video tokens' keys/values."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.q_x, self.kv_x, self.proj_x = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), \
+            nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * dim, dim))
+
+    def forward(self, x, rope, video, cache=None):
+        """x: (B, l, D) words, rope: (cos, sin) of their positions, video: (B, N, D) tokens;
+        cache: None (training: the whole caption, causal) or this block's dict of earlier
+        keys/values (decoding: the new words attend to all cached ones) -> (B, l, D)"""
+        B, l, D = x.shape
+        h, hs = self.heads, D // self.heads
+        q, k, v = self.qkv(self.norm1(x)).view(B, l, 3, h, hs).permute(2, 0, 3, 1, 4)  # (B, h, l, hs)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        causal = cache is None or "k" not in cache       # a first call sees only its own words
+        if cache is not None:
+            if "k" in cache:
+                if l != 1:
+                    raise ValueError("decode one word at a time after the first call")
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v                                    # (B, h, l', hs)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=causal and l > 1)
+        x = x + self.proj(a.transpose(1, 2).reshape(B, l, D))              # (B, l, D)
+        if cache is not None and "mk" in cache:            # the video's keys: computed once
+            mk, mv = cache["mk"], cache["mv"]
+        else:
+            mk, mv = self.kv_x(video).view(B, -1, 2, h, hs).permute(2, 0, 3, 1, 4)  # (B, h, N, hs)
+            if cache is not None:
+                cache["mk"], cache["mv"] = mk, mv
+        q = self.q_x(self.norm2(x)).view(B, l, h, hs).transpose(1, 2)      # (B, h, l, hs)
+        a = F.scaled_dot_product_attention(q, mk, mv)
+        x = x + self.proj_x(a.transpose(1, 2).reshape(B, l, D))
+        return x + self.mlp(self.norm3(x))
 
 
 class CaptionerNet(nn.Module):
-    """One colour's mask video -> attribute logits; the palette histogram -> background.
-    One forward for both, so a DDP wrapper sees every parameter used (train_captioner.py)."""
+    """video (B, 3, 16, 32, 32), words (B, L) -> next-word logits (B, L, V)."""
 
     def __init__(self, cfg: CaptionerConfig):
         super().__init__()
-        w = cfg.width
+        if cfg.vocab[:len(SPECIALS)] != SPECIALS:
+            raise ValueError("CaptionerConfig.vocab must be caption_data.vocabulary()")
         self.cfg = cfg
-        self.net = nn.Sequential(                     # input (M, 3, 16, 32, 32): mask, x, y
-            nn.Conv3d(3, w, 3, stride=(1, 2, 2), padding=1), nn.GELU(),   # (M, w, 16, 16, 16)
-            nn.Conv3d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),       # (M, 2w, 8, 8, 8)
-            nn.Conv3d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),   # (M, 4w, 4, 4, 4)
-            nn.Flatten(), nn.Linear(4 * w * 64, 128), nn.GELU())          # (M, 128)
-        self.heads = nn.ModuleDict({k: nn.Linear(128, len(v)) for k, v in HEADS.items()})
-        self.background = nn.Linear(len(PALETTE), len(BG_NAMES))
+        self.encoder = VideoEncoder(cfg.width, cfg.dim, cfg.heads, cfg.enc_depth, cfg.time_tokens)
+        self.tok_emb = nn.Embedding(len(cfg.vocab), cfg.dim)
+        self.blocks = nn.ModuleList(DecoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        # GPT-2 init for the transformer parts (text.gpt2_init); the convolutions and their
+        # projection keep PyTorch's default (Kaiming-uniform): at N(0, 0.02) the projection
+        # would shrink the gradient the convolutions learn from (measured: a slower start).
+        gpt2_init(self.blocks, [*self.blocks, *self.encoder.blocks])
+        gpt2_init(self.encoder.blocks, self.encoder.blocks)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        for b in self.blocks:                    # the cross-attention writes to the stream too
+            nn.init.normal_(b.proj_x.weight, std=0.02 / math.sqrt(2 * cfg.depth))
 
-    def forward(self, masks, hist):
-        """masks: (M, T=16, 32, 32) one colour each, hist: (N, 12) palette histograms ->
-        {head: logits (M, classes)} and {"background": logits (N, 4)}"""
-        M, T, H, W = masks.shape
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")
-        coords = torch.stack([xs, ys]).to(masks)[None, :, None].expand(M, 2, T, H, W)
-        f = self.net(torch.cat([masks[:, None], coords], 1))                 # (M, 128)
-        return {**{k: head(f) for k, head in self.heads.items()},
-                "background": self.background(hist)}                         # (N, 4)
+    def words(self, ids, video, start: int = 0, caches=None):
+        """ids: (B, l) words at positions start.., video: (B, N, D) -> logits (B, l, V)."""
+        B, l = ids.shape
+        if start + l > self.cfg.max_len:
+            raise ValueError(f"{start + l} words > max_len {self.cfg.max_len}")
+        rope = rope_angles(torch.arange(start, start + l, device=ids.device),
+                           self.cfg.dim // self.cfg.heads)
+        x = self.tok_emb(ids)                                                # (B, l, D)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, video, None if caches is None else caches[i])
+        return self.norm(x) @ self.tok_emb.weight.T                          # (B, l, V) tied
 
-
-def targets(spec: dict) -> dict:
-    """{colour index: {head: class}} for the objects of a scene spec."""
-    out = {}
-    for o in spec["objects"]:
-        out[OBJ_NAMES.index(o["colour"])] = {
-            "present": 1, "shape": SHAPES.index(o["shape"]), "size": list(SIZES).index(o["size"]),
-            "position": list(POSITIONS).index(o["position"]),
-            "motion": MOTIONS.index(o["motion"]), "speed": HEADS["speed"].index(o["speed"])}
-    return out
-
-
-def loss_on(model, masks, hist, specs, rng, share: slice = slice(None)):
-    """Cross-entropy of every head for a batch: each clip's present colours plus one absent
-    colour (present = no; which one, drawn from rng); the background from the histogram.
-
-    One process: masks (B, 8, T, H, W), hist (B, 12) and specs are the same B clips. Data
-    parallel: specs (and so the rng's draws) are the GLOBAL batch's, masks and hist only this
-    rank's clips of it, share = common.rank_rows(dist). Each rank sums its rows' losses over
-    the global batch's counts, times the world size, so the average DDP takes of the ranks'
-    gradients is the one-process mean (a per-rank mean would weigh a rank's rows by how many
-    objects its clips happen to have)."""
-    rows, want = [], {k: [] for k in HEADS}
-    for n, spec in enumerate(specs):
-        t = targets(spec)
-        absent = [c for c in range(len(OBJ_NAMES)) if c not in t]
-        for c in [*t, int(rng.choice(absent))]:
-            rows.append((n, c))
-            for k in HEADS:
-                want[k].append(t[c][k] if c in t else -1)
-        want["present"][-1] = 0
-    mine = range(len(specs))[share]                      # the global clips masks holds, in order
-    keep = [j for j, (n, _) in enumerate(rows) if n in mine]
-    sel = masks[[mine.index(rows[j][0]) for j in keep], [rows[j][1] for j in keep]]  # (M, T, H, W)
-    logits = model(sel, hist)
-    loss = 0.0
-    for k, v in want.items():
-        v = torch.tensor(v, device=masks.device)        # (all rows of the global batch,)
-        loss = loss + F.cross_entropy(logits[k], v[keep], ignore_index=-1,
-                                      reduction="sum") / (v >= 0).sum()
-    bg = torch.tensor([BG_NAMES.index(specs[n]["background"]) for n in mine], device=masks.device)
-    loss = loss + F.cross_entropy(logits["background"], bg, reduction="sum") / len(specs)
-    return loss * (len(specs) // len(mine))              # x world size: DDP averages
+    def forward(self, video, ids):
+        return self.words(ids, self.encoder(video))
 
 
-# ----------------------------------------------------------------------------- 3. captions
+def caption_loss(model, video, ids, targets, tokens: int | None = None, world: int = 1):
+    """Cross-entropy of every word the decoder predicts (teacher forcing), PAD ignored.
+
+    One process: the mean over the batch's words. Data parallel: this rank's rows, summed and
+    divided by the GLOBAL batch's word count `tokens`, times the world size, so the average
+    DDP takes of the ranks' gradients is the one-process mean (a per-rank mean would weigh a
+    word by how long the captions of its rank happen to be)."""
+    logits = model(video, ids)                                               # (B, L, V)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD,
+                           reduction="sum")
+    return loss * world / (tokens if tokens is not None else (targets != PAD).sum())
+
+
+def to_video(u8) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1]."""
+    return torch.as_tensor(np.asarray(u8)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+# ----------------------------------------------------------------------------- 2. reading
+def synonym_groups(vocab: list[str]) -> torch.Tensor:
+    """(V,) group id per word: the one-word phrasings of one attribute value ("ball", "disc",
+    "circle") share one, so their probabilities pool; every other word is its own group."""
+    group = list(range(len(vocab)))
+    index = {w: i for i, w in enumerate(vocab)}
+    for table in (SIZE_WORDS, SHAPE_WORDS, SPEED_WORDS, COLOUR_WORDS):
+        for words in table.values():
+            ids = [index[w] for w in words if w in index]
+            for i in ids:
+                group[i] = ids[0]
+    return torch.tensor(group)
+
+
 @torch.no_grad()
-def read_scenes(model, u8, frames: list[int] | None = None, batch: int = 64):
-    """uint8 clips (N, 16, 32, 32, 3) -> [(Scene, confidence, fit)]; frames[i] = 1 marks a
-    still image (its caption has no motion)."""
+def describe(model, u8, stills, batch: int = 256):
+    """Greedy captions of uint8 clips (N, 16, 32, 32, 3) -> [(caption, (mean, min) log-prob
+    of the words written, synonyms pooled)]. stills[i]: clip i is a still image."""
+    model.eval()
+    vocab, groups = model.cfg.vocab, synonym_groups(model.cfg.vocab)
     out = []
-    for i in range(0, len(u8), batch):
-        masks, hist, fit = palette_masks(u8[i:i + batch])
-        N = len(masks)
-        logits = model(masks.flatten(0, 1), hist)                           # (N * 8, ...)
-        bg_p = F.softmax(logits.pop("background"), -1)                      # (N, 4)
-        probs = {k: F.softmax(v, -1).view(N, len(OBJ_NAMES), -1) for k, v in logits.items()}
-        for n in range(N):
-            still = frames is not None and frames[i + n] == 1
-            conf = [float(bg_p[n].max())]
-            objs = []
-            for c in range(len(OBJ_NAMES)):
-                if probs["present"][n, c, 1] < 0.5:
-                    continue
-                pick = {k: int(probs[k][n, c].argmax()) for k in HEADS}
-                conf += [float(probs[k][n, c].max()) for k in HEADS
-                         if not (still and k in ("motion", "speed"))]
-                motion = "still" if still else HEADS["motion"][pick["motion"]]
-                speed = HEADS["speed"][pick["speed"]] if motion in MOVING else ""
-                if motion in MOVING and not speed:
-                    speed = max(SPEEDS, key=lambda s: float(probs["speed"][n, c, HEADS["speed"].index(s)]))
-                objs.append((float(probs["present"][n, c, 1]),
-                             Obj(SHAPES[pick["shape"]], OBJ_NAMES[c], list(SIZES)[pick["size"]],
-                                 list(POSITIONS)[pick["position"]], motion, speed)))
-            objs = [o for _, o in sorted(objs, key=lambda p: -p[0])[:2]]   # the world: 1 or 2
-            scene = Scene(BG_NAMES[int(bg_p[n].argmax())], objs, 1 if still else FRAMES, SIZE)
-            out.append((scene, float(fit[n]) * min(conf), float(fit[n]), hist[n]))
+    for s in range(0, len(u8), batch):
+        video = model.encoder(to_video(u8[s:s + batch]))                    # (B, N, D)
+        B = len(video)
+        ids = torch.tensor([[BOS, IMAGE if st else CLIP] for st in stills[s:s + batch]])
+        caches = [{} for _ in model.blocks]
+        logits = model.words(ids, video, 0, caches)[:, -1]                  # (B, V)
+        written, logp = [], []
+        done = torch.zeros(B, dtype=torch.bool)
+        for pos in range(2, model.cfg.max_len):
+            p = F.softmax(logits.float(), -1)                               # (B, V)
+            p[:, [PAD, BOS, CLIP, IMAGE]] = 0
+            word = p.argmax(-1)                                             # (B,)
+            pooled = torch.zeros_like(p).index_add_(1, groups, p)           # (B, V) per group
+            logp.append(torch.log(pooled.gather(1, groups[word][:, None])[:, 0]).masked_fill(done, 0))
+            written.append(word.masked_fill(done, PAD))
+            done |= word == EOS
+            if done.all() or pos == model.cfg.max_len - 1:
+                break
+            logits = model.words(word[:, None], video, pos, caches)[:, -1]
+        written, logp = torch.stack(written, 1), torch.stack(logp, 1)       # (B, l)
+        for b in range(B):
+            n = int((written[b] != PAD).sum())
+            text = " ".join(vocab[i] for i in written[b, :n].tolist() if i != EOS)
+            out.append((detokenize(text), (float(logp[b, :n].mean()), float(logp[b, :n].min()))))
     return out
 
 
-def caption_of(scene, confidence, fit, hist, rng) -> str:
-    """The caption: the world's dense caption, or for a clip outside the world (palette fit
-    below MIN_FIT, or no object found) what can be said: background and dominant colour."""
-    if fit >= MIN_FIT and scene.objects:
-        return dense_caption(scene, rng)
-    names = [*BG_NAMES, *OBJ_NAMES]
-    bg = BG_NAMES[int(hist[:len(BG_NAMES)].argmax())]
-    dominant = names[int(hist.argmax())]
-    return (f"Mostly {dominant}, on something closest to plain {bg}; no tiny-world object "
-            f"recognised (low confidence {confidence:.2f}: only {fit:.0%} of the pixels are "
-            "tiny-world colours).")
+def detokenize(text: str) -> str:
+    """'a red circle . it moves .' -> 'A red circle. It moves.' (the words split_words made)."""
+    text = text.replace(" .", ".").replace(" ,", ",").replace(" :", ":").replace(" ;", ";")
+    text = text.replace(" - ", "-")
+    sentences = [s.strip() for s in text.split(". ")]
+    return ". ".join(s[:1].upper() + s[1:] for s in sentences)
+
+
+def calibrate(features, accuracy, steps: int = 500) -> list[float]:
+    """Platt scaling: (a, b, c) with sigmoid(a * mean + b * min + c) ~ accuracy, fitted by
+    cross-entropy against the per-caption accuracy (a fraction). features: [(mean, min)]."""
+    x = torch.tensor(features, dtype=torch.float64)                          # (M, 2)
+    y = torch.tensor(accuracy, dtype=torch.float64)                          # (M,)
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(x @ w[:2] + w[2], y)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return [float(v) for v in w.detach()]
+
+
+def confidence(features, platt) -> float:
+    a, b, c = platt
+    return 1 / (1 + math.exp(-(a * features[0] + b * features[1] + c)))
 
 
 class Captioner:
-    """cap = Captioner.load("runs/captioner/ckpt.pt"); cap(u8_clips) -> [(caption, confidence)]"""
+    """cap = Captioner.load("runs/captioner/ckpt.pt"); cap(u8_clips, frames) -> [(caption,
+    confidence)]; frames[i] = 1 marks a still image (read_clip says which)."""
 
-    def __init__(self, model: CaptionerNet):
-        self.model = model.eval()
+    def __init__(self, model: CaptionerNet, platt=(1.0, 0.0, 0.0)):
+        self.model, self.platt = model.eval(), list(platt)
 
     @classmethod
     def load(cls, path):
         ck = checkpoint.load_checkpoint(path, kind="captioner")
+        if "vocab" not in ck["config"]:
+            raise ValueError(f"{path} is the old attribute-head captioner (palette masks); "
+                             "retrain: python train_captioner.py --out runs/captioner")
         model = CaptionerNet(CaptionerConfig(**ck["config"]))
         checkpoint.load_state_strict(model, ck["ema"]["shadow"], f"captioner ({path})")
-        return cls(model)
+        return cls(model, ck["extra"].get("platt", (1.0, 0.0, 0.0)))
 
-    def __call__(self, u8, frames=None, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        return [(caption_of(s, c, f, h, rng), c)
-                for s, c, f, h in read_scenes(self.model, u8, frames)]
+    def __call__(self, u8, frames=None):
+        stills = [f == 1 for f in frames] if frames is not None else [False] * len(u8)
+        out = []
+        for text, feats in describe(self.model, u8, stills):
+            conf = confidence(feats, self.platt)
+            if text == OUTSIDE or not text:    # nothing of the world: say so, claim nothing
+                text, conf = OUTSIDE, 0.0
+            out.append((text, conf))
+        return out
 
 
-# ----------------------------------------------------------------------------- 4. a folder
+# ----------------------------------------------------------------------------- 3. a folder
+MAX_FRAMES = 2000     # longer clips (over ~4 minutes at 8 fps) are skipped: cut them first
+MAX_ASPECT = 3.0      # wider or taller than 3:1: a centre crop would keep too little of it
+
+
 def media_of(data: str) -> list[str]:
     """The media files to caption: a manifest's entries, or every media file in a folder."""
     if os.path.isdir(data):
@@ -234,29 +331,47 @@ def media_of(data: str) -> list[str]:
     return files
 
 
+def _check_size(w: int, h: int) -> None:
+    if min(w, h) < 16:
+        raise ValueError(f"{w}x{h} pixels: too small (>= 16 needed)")
+    if max(w, h) / min(w, h) > MAX_ASPECT:
+        raise ValueError(f"{w}x{h} pixels: odd-sized (wider than {MAX_ASPECT:.0f}:1); crop it "
+                         "to the part to caption")
+
+
 def read_clip(path):
-    """A file -> (uint8 (16, 32, 32, 3), frames it has: 1 for an image). Raises ValueError
-    with the reason for files the captioner cannot read (corrupt, greyscale, too small)."""
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
-                raise ValueError("greyscale: the captioner names colours")
-            if min(im.size) < 16:
-                raise ValueError(f"{im.size[0]}x{im.size[1]} pixels: too small (>= 16 needed)")
-    except (OSError, Image.DecompressionBombError) as e:
-        if not path.lower().endswith((".mp4", ".webm")):
+    """A file -> (uint8 (16, 32, 32, 3), frames it has: 1 for an image, else 16). Raises
+    ValueError with the reason for a file the captioner cannot read: corrupt, greyscale (it
+    names colours), too small, odd-sized or too long."""
+    if path.lower().endswith((".mp4", ".webm")):
+        try:
+            meta = next(imageio_ffmpeg.read_frames(path))
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
+        except Exception as e:  # the decoder's own error, named
+            raise ValueError(f"unreadable ({type(e).__name__}: {str(e)[:80]})") from None
+        _check_size(*meta["size"])
+    else:
+        try:
+            with Image.open(path) as im:
+                if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
+                    raise ValueError("greyscale: the captioner names colours")
+                _check_size(*im.size)
+                frames = getattr(im, "n_frames", 1)
+        except (OSError, Image.DecompressionBombError) as e:
             raise ValueError(f"unreadable ({e})") from None
+    if frames > MAX_FRAMES:
+        raise ValueError(f"{frames} frames: too long (> {MAX_FRAMES}); cut it into clips")
     try:
-        frames, seen = read_frames(path, frames=FRAMES, size=SIZE)
-    except Exception as e:  # the decoder's own error, named
+        picked, seen = read_frames(path, frames=FRAMES, size=SIZE)
+    except Exception as e:
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
-    frames = frames + [frames[-1]] * (FRAMES - len(frames))                # hold the last
-    return np.stack(frames), (1 if seen == 1 else FRAMES)
+    picked = picked + [picked[-1]] * (FRAMES - len(picked))                  # hold the last
+    return np.stack(picked), (1 if seen == 1 else FRAMES)
 
 
 def caption_folder(captioner, data: str, out: str) -> tuple[int, list[str]]:
     """Caption every readable file of `data` into the manifest `out` (media paths relative
-    to its folder). -> (captioned, skipped descriptions)."""
+    to its folder; each row with its confidence). -> (captioned, skipped descriptions)."""
     files = media_of(data)
     clips, kept, frames, skipped = [], [], [], []
     for path in tqdm(files, desc="reading"):
@@ -299,8 +414,8 @@ def relabel(kind: str, manifest: str, out: str, seed: int = 0) -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="The tiny captioner: caption a folder, or relabel "
-                                "a manifest (train it with train_captioner.py).")
+    p = argparse.ArgumentParser(description="The learned captioner: caption a folder, or "
+                                "relabel a manifest (train it with train_captioner.py).")
     sub = p.add_subparsers(dest="what", required=True)
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
     c = sub.add_parser("caption", **fmt, help="caption a folder (or a manifest's media) into "
@@ -319,8 +434,7 @@ def main(argv=None):
         relabel(args.kind, args.data, args.out, args.seed)
         return
     if not os.path.exists(args.ckpt):
-        p.error(f"--ckpt {args.ckpt} not found; train one: python train_captioner.py "
-                "--minutes 3")
+        p.error(f"--ckpt {args.ckpt} not found; train one: python train_captioner.py")
     try:
         n, skipped = caption_folder(Captioner.load(args.ckpt), args.data, args.out)
     except (FileNotFoundError, ValueError) as e:

@@ -192,9 +192,9 @@ def score_by_attribute(found, want) -> dict:
         count("background", found["background"] == want["background"])
     free = list(found["objects"])
     for w in want["objects"]:
-        match = next((f for f in free if f["colour"] == w.get("colour")), None)
+        match = next((f for f in free if f.get("colour") == w.get("colour")), None)
         if match is None:
-            match = next((f for f in free if f["shape"] == w.get("shape")), None)
+            match = next((f for f in free if f.get("shape") == w.get("shape")), None)
         if match is not None:
             free.remove(match)
         for key, value in w.items():

@@ -133,7 +133,7 @@ def trainer_flags(d, script):
             make_world(d / "world", n=8)
         return {"train_vae.py": ["--preset", "tiny-t4", "--batch-size", 2,
                                  "--image-batch-size", 4],
-                "train_captioner.py": ["--batch-size", 8]}[script] + world + common
+                "train_captioner.py": ["--batch-size", 8, "--calibration", 32]}[script] + world + common
     latents = ["--vae", d / "vae.pt", "--latents", d / "latents"]
     video = d / "video" / "ckpt.pt"
     if not video.exists():
