@@ -5,7 +5,8 @@
 # -> clip extension (continue a history; full vs window vs packed context), evaluated
 # -> prompt rewriting (a tiny LM reads what users type, writes dense descriptions), evaluated
 #    against hand-written expectations, beside a DiT trained on user language too
-# -> recaptioning (a captioner for clips without text), the blind-person test.
+# -> recaptioning (a captioner that reads pixels, for clips without text), the blind-person test
+#    on clean and footage-like clips against the zero-parameter rule.
 # Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -75,16 +76,17 @@ SPARSE=(--prompt "a red circle" --prompt "a small blue square to the left of the
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewrite/typed "${SPARSE[@]}"
 python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
     --out runs/rewrite/rewritten "${SPARSE[@]}"
-echo "== 11. recaptioning: a captioner for clips without text; the blind-person test"
-python train_captioner.py --data tiny_data --out runs/captioner --minutes 3
+echo "== 11. recaptioning: a captioner that learns to see (pixels -> dense captions); the blind-person test"
+python -m minivid.footage --demo runs/captioner/footage.png      # the perturbations it trains on
+python train_captioner.py --data tiny_data --out runs/captioner --steps 900   # ~5 minutes
 mkdir -p runs/captioner/uncaptioned            # a user's folder: media, no captions at all
 cp tiny_data/val/clips/00000[0-5].gif tiny_data/val/images/00000[0-1].png runs/captioner/uncaptioned/
 python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data runs/captioner/uncaptioned \
     --out runs/captioner/uncaptioned/captions.jsonl      # a manifest the trainers read as is
-python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 128 \
+python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 256 \
     --plot runs/captioner/blind_person.png
 echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
 echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
 echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif),"
 echo "      runs/rewrite/ (rewrite.png, typed/ beside rewritten/),"
-echo "      runs/captioner/ (uncaptioned/captions.jsonl, blind_person.png)"
+echo "      runs/captioner/ (footage.png, uncaptioned/captions.jsonl, blind_person.png)"

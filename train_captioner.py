@@ -44,9 +44,6 @@ p.add_argument("--calibration", type=int, default=512, help="fresh clips the con
                "fitted on after training")
 p.add_argument("--workers", type=int, default=1, help="processes that render the training "
                "clips ahead of the model (0: the training process itself)")
-p.add_argument("--p-two", type=float, default=None, help="EXPERIMENT")
-p.add_argument("--enc-depth", type=int, default=None, help="EXPERIMENT")
-p.add_argument("--time-tokens", type=int, default=None, help="EXPERIMENT")
 add_run_args(p, out="runs/captioner", lr=2e-3, warmup=100, batch_size=32, save_every=250)
 args = p.parse_args()
 check_run_args(p, args)
@@ -61,12 +58,9 @@ TRAJECTORY = ["preset", "steps", "batch_size", "lr", "warmup", "seed", "precisio
 dist = dist_setup(args.device)
 run = Run(args, dist, kind="captioner", trainer="train_captioner.py", trajectory=TRAJECTORY)
 cfg = CaptionerConfig(**run.resumed["config"]) if run.resumed else \
-    replace(PRESETS[args.preset], vocab=caption_data.vocabulary(),
-            **{k: getattr(args, k) for k in ("enc_depth", "time_tokens") if getattr(args, k) is not None})
+    replace(PRESETS[args.preset], vocab=caption_data.vocabulary())
 index = {w: i for i, w in enumerate(cfg.vocab)}
 held = caption_data.held_out_keys(held_manifests)
-if args.p_two is not None:
-    caption_data.P_TWO = args.p_two
 seed_all(args.seed)                                      # the same init on every rank
 model = CaptionerNet(cfg).to(dist.device)                # the raw handle: saved, EMA'd
 opt = adamw(model.parameters(), args.lr, weight_decay=0.01)
@@ -98,6 +92,9 @@ for step in run:
     opt.zero_grad(set_to_none=True)
     ema.update(model, step)
     run.record(loss=loss.detach(), grad_norm=grad_norm)
+# Stop the render worker now: a distributed rank leaves by os._exit (common.dist_cleanup),
+# which would orphan it, blocked on a full pipe and holding the launcher's output open.
+del batches
 
 # ----------------------------------------------------------------------------- calibrate
 # The confidence: the EMA captioner captions fresh clips of the training mixture (a seed no

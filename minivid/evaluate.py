@@ -17,7 +17,7 @@ of minivid/bench.py (manifests, checker and tiny-FVD scores, timing, tables, the
     python -m minivid.evaluate rewrite --ckpt runs/dit_video/ckpt.pt \\
         --rewriter runs/rewriter/ckpt.pt                                       # rewrite_bench.py
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt \\
-        --dits dense=... sparse=...                                            # caption_bench.py
+        --dits truth@0=... learned@0=...                                       # caption_bench.py
 
 Add `--help` after a command for its flags; --data, --n, --steps, --cfg, --seed, --device,
 --gif and --plot mean the same in every command that has them (bench.SHARED).
