@@ -27,9 +27,8 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from minivid import caption_data
-from minivid.caption_bench import caption_accuracy
-from minivid.captioner import (PRESETS, CaptionerConfig, CaptionerNet, calibrate, caption_loss,
-                               confidence, describe, to_video)
+from minivid.caption_bench import fit_confidence
+from minivid.captioner import PRESETS, CaptionerConfig, CaptionerNet, caption_loss, to_video
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, wrap_ddp)
 from minivid.run import Run, add_run_args, check_run_args
@@ -99,23 +98,19 @@ del batches
 # ----------------------------------------------------------------------------- calibrate
 # The confidence: the EMA captioner captions fresh clips of the training mixture (a seed no
 # step used); a logistic fit maps its (mean, min) word log-probabilities to the fraction of
-# each caption's attributes that are right (caption_bench.caption_accuracy).
+# each caption's attributes that are right (caption_bench.caption_accuracy). The P(outside)
+# that 1% of these in-world clips exceed becomes the line past which a clip is marked as
+# outside the world (captioner.Captioner).
 if dist.is_main and not run.stopped:
     captioner = CaptionerNet(cfg)
     ema.copy_to(captioner)
-    rng = np.random.default_rng([args.seed, 1 << 30])
-    u8, _, stills, specs = caption_data.training_batch(rng, args.calibration, held)
-    keep = [i for i, s in enumerate(specs) if s is not None]            # world clips only
-    said = describe(captioner, u8[keep], [stills[i] for i in keep])
-    accuracy = [h / t for (text, _), i in zip(said, keep)
-                for h, t in [caption_accuracy(text, specs[i])]]
-    platt = calibrate([f for _, f in said], accuracy)
-    conf = np.array([confidence(f, platt) for _, f in said])
-    print0(f"calibration on {len(keep)} fresh clips: mean accuracy {np.mean(accuracy):.3f}, "
-           f"mean confidence {conf.mean():.3f}; Platt (a, b, c) = "
-           + ", ".join(f"{v:.3f}" for v in platt))
-    run.save(platt=platt, calibration={"clips": len(keep), "accuracy": float(np.mean(accuracy)),
-                                       "confidence": float(conf.mean())})
+    fit = fit_confidence(captioner, np.random.default_rng([args.seed, 1 << 30]),
+                         args.calibration, held)
+    print0(f"calibration on {fit['clips']} fresh clips: mean accuracy {fit['accuracy']:.3f}, "
+           f"mean confidence {fit['confidence']:.3f}; Platt (a, b, c) = "
+           + ", ".join(f"{v:.3f}" for v in fit["platt"])
+           + f"; outside the world past P(outside) = {fit['outside']:.3f}")
+    run.save(platt=fit.pop("platt"), outside=fit.pop("outside"), calibration=fit)
 run.finish("caption a folder with: python -m minivid.captioner caption --ckpt " + run.path +
            " --data <folder> --out <folder>/captions.jsonl")
 dist_cleanup()

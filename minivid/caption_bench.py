@@ -34,8 +34,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from minivid import bench, checker, fd
-from minivid.caption_data import FRAMES, OUTSIDE, SIZE, hold
-from minivid.captioner import Captioner
+from minivid.caption_data import FRAMES, OUTSIDE, SIZE, hold, training_batch
+from minivid.captioner import Captioner, calibrate, confidence, describe
 from minivid.captions import dense_caption
 from minivid.footage import PERTURBATIONS, UNKNOWN_SENTENCE, footage
 from minivid.prompt_parse import parse
@@ -132,6 +132,18 @@ def score(captions: list[str], scenes, seed: int = 0) -> dict:
             "accuracy": sum(h for h, _ in hits) / sum(t for _, t in hits)}
 
 
+def by_attribute(captions: list[str], scenes) -> dict:
+    """{attribute: accuracy} over the scenes' stated attributes (checker.score_by_attribute):
+    where a captioner goes wrong. "position_2" is the start cell in two-object scenes."""
+    total = {}
+    for c, s in zip(captions, scenes):
+        for k, (h, t) in checker.score_by_attribute(parse(c).stated(),
+                                                    checker.stated(s.to_dict())).items():
+            a, b = total.get(k, (0, 0))
+            total[k] = (a + h, b + t)
+    return {k: h / t for k, (h, t) in total.items() if t}
+
+
 def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps=32,
                     cfg=2.0) -> dict:
     models = [Captioner.load(path) for path in captioners]
@@ -151,10 +163,17 @@ def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps
             if condition == "distractor":
                 flagged = [UNKNOWN_SENTENCE in c for (c, _), d in zip(said, distractor) if d]
                 learned[-1]["unknown_named"] = float(np.mean(flagged))
+            if condition == "exact":
+                out.setdefault("by_attribute", []).append(by_attribute([c for c, _ in said],
+                                                                       scenes))
             if model is models[0]:
                 out.setdefault("examples", {})[condition] = {
                     "truth": truth[0], "rule": rule_caption(u8[0], stills[0], rng),
                     "learned": said[0][0], "confidence": round(said[0][1], 3)}
+        if condition == "exact":
+            out["by_attribute_rule"] = by_attribute(
+                [rule_caption(c, s, np.random.default_rng(i)) for i, (c, s) in
+                 enumerate(zip(u8, stills))], scenes)
         if learned:
             for key in learned[0]:
                 values = [m[key] for m in learned]
@@ -168,6 +187,8 @@ def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps
         out["outside_rule_objects"] = float(np.mean([len(checker.detect(p)["objects"]) > 0
                                                      for p in patterns]))
         out["calibration"] = calibration(calib)
+        out["by_attribute"] = {k: float(np.mean([m[k] for m in out["by_attribute"]]))
+                               for k in out["by_attribute"][0]}
         rows = out["conditions"]
         out["clean_rebuild_vs_truth"] = rows["exact"]["learned_rebuild"] / rows["exact"]["truth"]["rebuild"]
         damaged = [rows[c] for c in PERTURBATIONS]
@@ -187,6 +208,27 @@ def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps
                              | {f"{k}_spread": float(np.ptp([r[k] for r in rs])) for k in rs[0]}
                              | {"runs": len(rs)} for g, rs in groups.items()}
     return out
+
+
+OUTSIDE_QUANTILE = 0.99   # in-world clips of the calibration set below the outside line
+
+
+def fit_confidence(model, rng, n: int, held: set) -> dict:
+    """The captioner's confidence, fitted after training on n fresh clips of its training
+    mixture (never a held-out scene): Platt (a, b, c) from (mean, min) word log-probabilities to
+    the fraction of attributes right, and `outside`, the P(outside) that only 1% of these
+    in-world clips exceed (OUTSIDE_QUANTILE: the price is 1% of world clips marked outside).
+    -> {"platt", "outside", "clips", "accuracy", "confidence"}"""
+    u8, _, stills, specs = training_batch(rng, n, held)
+    keep = [i for i, s in enumerate(specs) if s is not None]            # world clips only
+    said = describe(model, u8[keep], [stills[i] for i in keep])
+    accuracy = [h / t for (text, _, _), i in zip(said, keep)
+                for h, t in [caption_accuracy(text, specs[i])]]
+    platt = calibrate([f for _, f, _ in said], accuracy)
+    conf = [confidence(f, platt) for _, f, _ in said]
+    outside = float(np.quantile([p for _, _, p in said], OUTSIDE_QUANTILE))
+    return {"platt": platt, "outside": outside, "clips": len(keep),
+            "accuracy": float(np.mean(accuracy)), "confidence": float(np.mean(conf))}
 
 
 def calibration(pairs) -> dict:
@@ -214,9 +256,10 @@ def dit_scores(ckpt, data_dir, n, steps, cfg, probe, real_features) -> dict:
 
 
 def plot(fig: dict, path: str) -> str:
-    """Left: rebuild per condition for truth, rule and learned; right: calibration."""
-    f = Figure(figsize=(12, 3.8))
-    ax, ax2 = f.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    """Left: rebuild per condition for truth, rule and learned; middle: accuracy per attribute
+    on clean clips; right: calibration."""
+    f = Figure(figsize=(16, 3.8))
+    ax, ax3, ax2 = f.subplots(1, 3, gridspec_kw={"width_ratios": [2.2, 1.2, 1]})
     rows = fig["conditions"]
     names = list(rows)
     x = np.arange(len(names))
@@ -230,6 +273,14 @@ def plot(fig: dict, path: str) -> str:
     ax.set_ylabel("blind-person rebuild")
     ax.set_title("held-out clips, clean and damaged")
     ax.legend(fontsize=8, loc="lower left")
+    attrs = list(fig.get("by_attribute", {}))
+    xa = np.arange(len(attrs))
+    ax3.bar(xa - 0.2, [fig["by_attribute_rule"].get(k, 0) for k in attrs], 0.4, label="rule",
+            color="C1")
+    ax3.bar(xa + 0.2, [fig["by_attribute"][k] for k in attrs], 0.4, label="learned", color="C2")
+    ax3.set_xticks(xa, attrs, rotation=30, fontsize=8)
+    ax3.set_ylim(0, 1.05)
+    ax3.set_title("clean clips: accuracy per attribute")
     bins = fig.get("calibration", {}).get("bins", [])
     full = [b for b in bins if b["captions"] >= MIN_BIN]
     ax2.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -284,6 +335,11 @@ def run(args) -> dict:
         for c, ex in fig["examples"].items():
             print(f"  [{c}] learned ({ex['confidence']:.2f}): {ex['learned']}\n"
                   f"  [{c}] rule: {ex['rule']}")
+        bench.print_columns("where it goes wrong: accuracy per attribute, clean held-out clips "
+                            "(position_2: the start cell in two-object scenes)",
+                            ["attribute", "rule", "learned"],
+                            [(k, [f"{fig['by_attribute_rule'].get(k, float('nan')):.3f}",
+                                  f"{v:.3f}"]) for k, v in fig["by_attribute"].items()])
         bench.print_columns("calibration: confidence vs accuracy per bin", ["bin", "captions",
                             "confidence", "accuracy"],
                             [(b["bin"], [b["captions"], f"{b['confidence']:.3f}",

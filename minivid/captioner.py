@@ -220,9 +220,13 @@ def synonym_groups(vocab: list[str]) -> torch.Tensor:
 @torch.no_grad()
 def describe(model, u8, stills, batch: int = 256):
     """Greedy captions of uint8 clips (N, 16, 32, 32, 3) -> [(caption, (mean, min) log-prob
-    of the words written, synonyms pooled)]. stills[i]: clip i is a still image."""
+    of the words written, synonyms pooled, P(outside))]. stills[i]: clip i is a still image.
+    P(outside) is the probability of the first word of OUTSIDE ("not") as the caption's first
+    word: the captioner's own belief that the clip is no tiny-world scene, even when the
+    greedy caption goes on to describe one."""
     model.eval()
     vocab, groups = model.cfg.vocab, synonym_groups(model.cfg.vocab)
+    first_of_outside = vocab.index(OUTSIDE.split()[0].lower())
     out = []
     for s in range(0, len(u8), batch):
         video = model.encoder(to_video(u8[s:s + batch]))                    # (B, N, D)
@@ -230,6 +234,7 @@ def describe(model, u8, stills, batch: int = 256):
         ids = torch.tensor([[BOS, IMAGE if st else CLIP] for st in stills[s:s + batch]])
         caches = [{} for _ in model.blocks]
         logits = model.words(ids, video, 0, caches)[:, -1]                  # (B, V)
+        p_out = F.softmax(logits.float(), -1)[:, first_of_outside]            # (B,)
         written, logp = [], []
         done = torch.zeros(B, dtype=torch.bool)
         for pos in range(2, model.cfg.max_len):
@@ -247,7 +252,8 @@ def describe(model, u8, stills, batch: int = 256):
         for b in range(B):
             n = int((written[b] != PAD).sum())
             text = " ".join(vocab[i] for i in written[b, :n].tolist() if i != EOS)
-            out.append((detokenize(text), (float(logp[b, :n].mean()), float(logp[b, :n].min()))))
+            out.append((detokenize(text), (float(logp[b, :n].mean()), float(logp[b, :n].min())),
+                        float(p_out[b])))
     return out
 
 
@@ -283,10 +289,16 @@ def confidence(features, platt) -> float:
 
 class Captioner:
     """cap = Captioner.load("runs/captioner/ckpt.pt"); cap(u8_clips, frames) -> [(caption,
-    confidence)]; frames[i] = 1 marks a still image (read_clip says which)."""
+    confidence)]; frames[i] = 1 marks a still image (read_clip says which).
 
-    def __init__(self, model: CaptionerNet, platt=(1.0, 0.0, 0.0)):
-        self.model, self.platt = model.eval(), list(platt)
+    A clip is marked OUTSIDE the world (confidence 0, nothing claimed) when the captioner says
+    so, or when its P(outside) exceeds `outside`: a line only 1% of the in-world clips of the
+    fresh calibration set cross (train_captioner.py). Token probabilities alone are no
+    out-of-distribution detector: on a checkerboard the greedy caption describes a scene at
+    the usual confidence, while P(outside) is far above anything an in-world clip gets."""
+
+    def __init__(self, model: CaptionerNet, platt=(1.0, 0.0, 0.0), outside: float = 1.0):
+        self.model, self.platt, self.outside = model.eval(), list(platt), outside
 
     @classmethod
     def load(cls, path):
@@ -296,14 +308,15 @@ class Captioner:
                              "retrain: python train_captioner.py --out runs/captioner")
         model = CaptionerNet(CaptionerConfig(**ck["config"]))
         checkpoint.load_state_strict(model, ck["ema"]["shadow"], f"captioner ({path})")
-        return cls(model, ck["extra"].get("platt", (1.0, 0.0, 0.0)))
+        return cls(model, ck["extra"].get("platt", (1.0, 0.0, 0.0)),
+                   ck["extra"].get("outside", 1.0))
 
     def __call__(self, u8, frames=None):
         stills = [f == 1 for f in frames] if frames is not None else [False] * len(u8)
         out = []
-        for text, feats in describe(self.model, u8, stills):
+        for text, feats, p_out in describe(self.model, u8, stills):
             conf = confidence(feats, self.platt)
-            if text == OUTSIDE or not text:    # nothing of the world: say so, claim nothing
+            if text == OUTSIDE or not text or p_out > self.outside:   # say so, claim nothing
                 text, conf = OUTSIDE, 0.0
             out.append((text, conf))
         return out

@@ -96,7 +96,7 @@ def test_03_decoder_cache_equals_full_pass():
 
 # 4. A tiny captioner overfits a handful of clips (and an outside clip): greedy decoding then
 #    writes each caption back word for word, and the outside clip comes back marked as such
-#    with confidence 0 (no invented scene).
+#    with confidence 0 (no invented scene), also when only its P(outside) crosses the line.
 def test_04_overfits_a_handful_of_clips():
     model = tiny_model()
     rng = np.random.default_rng(4)
@@ -116,6 +116,12 @@ def test_04_overfits_a_handful_of_clips():
     for (text, conf), want in zip(said[:4], texts):
         assert text == want and 0 <= conf <= 1
     assert said[4] == (caption_data.OUTSIDE, 0.0)
+    # The gate: P(outside) (the first word's probability of "not ...") is high for the outside
+    # clip, low for the scenes; a line below the scenes' P(outside) marks them outside too.
+    p_out = [p for _, _, p in captioner.describe(model, u8, [False] * 5)]
+    assert max(p_out[:4]) < 0.5 < p_out[4]
+    strict = captioner.Captioner(model, outside=-1.0)(u8)
+    assert all(said == (caption_data.OUTSIDE, 0.0) for said in strict)
 
 
 # 5. The blind-person test: a dense caption rebuilds its clip exactly, a title nearly nothing;
@@ -245,7 +251,7 @@ def test_10_evaluate_captions(trained, tmp_path):
 # 11. The loss under data parallelism: each rank holds half of the batch's clips but divides
 #     by the whole batch's word count, so the mean of the ranks' losses (what DDP's gradient
 #     average follows) is the one-process loss. And the checkpoint names its trainer and
-#     carries the confidence's Platt fit.
+#     carries the confidence's Platt fit and its outside-the-world line.
 def test_11_loss_split_over_ranks_is_the_whole(trained):
     model = tiny_model()
     u8, caps, stills, _ = caption_data.training_batch(np.random.default_rng(11), 6)
@@ -259,4 +265,4 @@ def test_11_loss_split_over_ranks_is_the_whole(trained):
     assert (halves[0] + halves[1]).item() / 2 == pytest.approx(whole.item(), rel=1e-5)
     ck = load_checkpoint(trained / "cap" / "ckpt.pt", kind="captioner")
     assert ck["trainer"] == "train_captioner.py" and ck["step"] == 8
-    assert len(ck["extra"]["platt"]) == 3
+    assert len(ck["extra"]["platt"]) == 3 and 0 <= ck["extra"]["outside"] <= 1
