@@ -121,8 +121,12 @@ def _describe(colour, masks, s):
     names = list(POSITIONS)
     cells = np.array([POSITIONS[n] for n in names]) * H
     position = names[int(((cells - [cx[0], cy[0]]) ** 2).sum(1).argmin())]
+    # The same rule on the median box over all frames: a fast small object smears in some
+    # frames (a longer box), which the first frame alone can misread; the median cannot.
+    r_med = float(np.median(rad)) / (0.85 if shape == "square" else 1.0)
+    size_median = "small" if r_med < (SIZES["small"] + SIZES["large"]) / 2 * s else "large"
     obj = {"colour": colour, "shape": shape, "size": size, "position": position,
-           "pixels": int(np.median(masks.reshape(T, -1).sum(1)))}
+           "size_median": size_median, "pixels": int(np.median(masks.reshape(T, -1).sum(1)))}
     if T > 1:
         obj["motion"], obj["speed"] = _motion(cx, cy, rad, s)
     return obj

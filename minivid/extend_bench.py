@@ -106,19 +106,27 @@ def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=N
 
 
 # ----------------------------------------------------------------------------- the measures
-def identity(first: dict, later: dict) -> tuple[int, int]:
-    """(hits, total): does `later` (detect output of clip N) show what `first` (clip 1) showed?
-    The background, and per clip-1 object: its colour present, its shape, its size. Each
-    object in clip N that clip 1 did not have counts as one more miss."""
-    hits, total = int(later["background"] == first["background"]), 1
+def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
+    """{part: (hits, total)}: does `later` (detect output of clip N) show what `first` (clip 1)
+    showed? "background"; per clip-1 object "colour" (present in clip N), "shape", "size"
+    (read by `size`: "size" = at the first frame, "size_median" = the median over the clip);
+    "extra": each object in clip N that clip 1 did not have counts as one miss."""
+    parts = {"background": (int(later["background"] == first["background"]), 1),
+             "colour": (0, 0), "shape": (0, 0), "size": (0, 0), "extra": (0, 0)}
     for o in first["objects"]:
         match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
-        for key in STATIC:
-            hits += match is not None and match[key] == o[key]
-            total += 1
+        for key, read in (("colour", "colour"), ("shape", "shape"), ("size", size)):
+            h, t = parts[key]
+            parts[key] = (h + int(match is not None and match[read] == o[read]), t + 1)
     known = {o["colour"] for o in first["objects"]}
-    total += sum(f["colour"] not in known for f in later["objects"])
-    return hits, total
+    parts["extra"] = (0, sum(f["colour"] not in known for f in later["objects"]))
+    return parts
+
+
+def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
+    """(hits, total) over identity_parts: the identity of clip N with clip 1."""
+    parts = identity_parts(first, later, size).values()
+    return sum(h for h, _ in parts), sum(t for _, t in parts)
 
 
 def static_adherence(found: dict, prompt: str) -> tuple[int, int]:
@@ -165,8 +173,9 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
     # everything, text and VAE decoding included: seconds of video per second of compute
     speed = video_seconds(len(prompts), clips) / (bench.clock() - t0)
     scores = score_one_prompt(videos, prompts, clips)
-    for r, ident, adh in zip(rows, scores.pop("identity"), scores.pop("static_adherence")):
-        r.update(identity=ident, static_adherence=adh)
+    for r, ident, med, adh in zip(rows, scores.pop("identity"), scores.pop("identity_median_size"),
+                                  scores.pop("static_adherence")):
+        r.update(identity=ident, identity_median_size=med, static_adherence=adh)
     return videos, {"per_clip": rows, "video_seconds_per_second": speed, **scores}
 
 
@@ -175,21 +184,32 @@ def video_seconds(videos: int, clips: int) -> float:
     return videos * (1 + CLIP * clips) * FRAME_MS / 1e3
 
 
+PARTS = ("background", "colour", "shape", "size", "extra")
+
+
 def score_one_prompt(videos, prompts, clips):
-    """Identity and static adherence per clip index, boundary jumps vs motion."""
-    ident = np.zeros((clips, 2))
+    """Identity and static adherence per clip index, boundary jumps vs motion; identity also
+    with each object's size read as the median over the clip, and that one per part."""
+    ident, ident_med = np.zeros((clips, 2)), np.zeros((clips, 2))
+    by_part = {k: np.zeros((clips, 2)) for k in PARTS}
     adher = np.zeros((clips, 2))
     jumps, moves = [], []
     for video, prompt in zip(videos, prompts):
         parts = [checker.detect(c) for c in split(video, clips)]
         for m, found in enumerate(parts):
             ident[m] += identity(parts[0], found)
+            for k, ht in identity_parts(parts[0], found, "size_median").items():
+                by_part[k][m] += ht
+                ident_med[m] += ht
             adher[m] += static_adherence(found, prompt)
         j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
         jumps += j
         moves += mv
-    return {"identity": (ident[:, 0] / np.maximum(ident[:, 1], 1)).tolist(),
-            "static_adherence": (adher[:, 0] / np.maximum(adher[:, 1], 1)).tolist(),
+    rate = lambda a: (a[:, 0] / np.maximum(a[:, 1], 1)).tolist()   # noqa: E731
+    return {"identity": rate(ident), "identity_median_size": rate(ident_med),
+            "identity_by_part": {k: rate(by_part[k]) for k in PARTS[:-1]},
+            "extra_objects_per_clip": (by_part["extra"][:, 1] / max(len(videos), 1)).tolist(),
+            "static_adherence": rate(adher),
             "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
             "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
 
@@ -214,10 +234,36 @@ def real_videos(scenes):
     return np.stack([render(s) for s in scenes])
 
 
+def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window) -> list[dict]:
+    """Exposure bias as a number. For each history length k: the next clip (k + 1) made from
+    the REAL first k clips (rendered by the world, encoded by the VAE) against the same clip
+    of the model's OWN video (`own`, made from its own first k clips, the same prompts and
+    noise seeds); identity of that clip with clip 1 of ITS video (median size), and the real
+    clip k + 1 as the ceiling of the metric. In training the history is always real: the gap
+    between the two is what the model's own errors cost it."""
+    rows = []
+    for k in lengths:
+        real = real_videos([Scene(s.background, s.objects, 1 + CLIP * (k + 1), s.res)
+                            for s in scenes])                          # (N, 1 + 16 (k+1), ...)
+        made = pipe.extend(prompts, 1, "pack", steps, cfg, seed, window,
+                           history=real[:, :1 + CLIP * k])
+        row = {"history_clips": k}
+        for name, videos in (("real_history", made), ("own_history", own), ("real_clip", real)):
+            hits = np.zeros(2)
+            for v in videos:
+                first = checker.detect(v[:clip_start(1)])
+                nxt = checker.detect(v[clip_start(k):clip_start(k + 1)])
+                hits += identity(first, nxt, "size_median")
+            row[name] = float(hits[0] / max(hits[1], 1))
+        rows.append(row)
+    return rows
+
+
 # ----------------------------------------------------------------------------- the report
 def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0, window=4,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
-                  strategies=("full", "window", "pack", "prompt-only"), progress=print):
+                  strategies=("full", "window", "pack", "prompt-only"), progress=print,
+                  exposure=(1, 2, 4, 8)):
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -237,6 +283,11 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
         progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
         videos_by[strategy], out["strategies"][strategy] = run_strategy(
             pipe, prompts, clips, strategy, steps, cfg, seed, window, device)
+    lengths = [k for k in exposure if k < clips]
+    if lengths and "pack" in videos_by:
+        progress(f"exposure bias, pack: the next clip after {lengths} real clips")
+        out["exposure"] = exposure_bias(pipe, scenes, prompts, videos_by["pack"], lengths, steps,
+                                        cfg, seed, window)
 
     # multi-prompt sets, the packed strategy (the one meant for long videos)
     long_clips = min(clips, (scenes[0].frames - 1) // CLIP)
@@ -332,6 +383,9 @@ def add_args(sub) -> None:
                    "keeps")
     p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES,
                    help="what to compare")
+    p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
+                   help="history lengths (clips) at which to measure exposure bias: the next "
+                   "clip from the real first K clips vs from the model's own (pack; none: off)")
 
 
 def check(args) -> None:
@@ -362,7 +416,8 @@ def run(args) -> dict:
     try:
         fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
                             args.window, args.seed, args.student, args.student_steps,
-                            args.device, args.gif, tuple(args.strategies))
+                            args.device, args.gif, tuple(args.strategies),
+                            exposure=tuple(args.exposure))
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}
@@ -385,6 +440,21 @@ def run(args) -> dict:
                  (f"{name}: ms clip {per[-1]['clip']} / ms clip {per[one]['clip']}",
                   per[-1]["ms"] / per[one]["ms"])]
     bench.print_table("consistency and cost", rows)
+    bench.print_columns(
+        "identity by part, size read as the median over each clip (mean over clips 2..N)",
+        ["strategy", "all", *PARTS[:-1], "extra objects"],
+        [(name, [f"{np.mean([r['identity_median_size'] for r in res['per_clip'][1:]]):.3f}"] +
+          [f"{np.mean(res['identity_by_part'][k][1:]):.3f}" for k in PARTS[:-1]] +
+          [f"{np.mean(res['extra_objects_per_clip'][1:]):.2f}"])
+         for name, res in fig["strategies"].items() if len(res["per_clip"]) > 1])
+    if fig.get("exposure"):
+        bench.print_columns(
+            "exposure bias (pack): identity with clip 1 of clip k + 1, made from the real first "
+            "k clips / from the model's own; the real clip k + 1 (the metric's ceiling)",
+            ["k", "real history", "own history", "gap", "real clip"],
+            [(r["history_clips"], [f"{r['real_history']:.3f}", f"{r['own_history']:.3f}",
+                                   f"{r['real_history'] - r['own_history']:+.3f}",
+                                   f"{r['real_clip']:.3f}"]) for r in fig["exposure"]])
     for key, title in (("per_clip_prompts", "one prompt per clip (val long clips, random turns)"),
                        ("four_prompts", "four prompts: a square path")):
         res = fig[key]

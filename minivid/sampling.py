@@ -102,18 +102,33 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
 @torch.no_grad()
 def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                 cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
-                latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None):
+                latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
+                history=None):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
     extension benchmark times and sizes them). The noise of clip m comes from seed + 1000 m,
-    so strategies given the same seed start from the same noise."""
+    so strategies given the same seed start from the same noise.
+
+    history: normalised latents (B, C, 1 + 4 k, h, w) of k clips made elsewhere (e.g. real
+    clips, encoded): the video goes on from there, `clips` more clips, numbered k, k + 1, ...
+    (their prompts, noise seeds and contexts as if this function had made the first k)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
-    texts = clip_prompts(prompts, clips)
     C = model["dit"].cfg.in_channels
-    z = torch.zeros(len(texts), C, 0, *latent_hw)                      # (B, C, 0, h, w)
-    for m in range(clips):
+    done = 0
+    if history is None:
+        z = torch.zeros(len(prompts), C, 0, *latent_hw)                # (B, C, 0, h, w)
+    else:
+        z = history
+        B, c, L = z.shape[:3]
+        if (B, c, *z.shape[3:]) != (len(prompts), C, *latent_hw) or L < FIRST or (L - FIRST) % NEW:
+            raise ValueError(f"history latents {tuple(z.shape)}: expected ({len(prompts)}, {C}, "
+                             f"1 + 4 k, {latent_hw[0]}, {latent_hw[1]}), the latents of k whole "
+                             "clips (1 + 16 k frames) made by this model's VAE")
+        done = 1 + (L - FIRST) // NEW
+    texts = clip_prompts(prompts, done + clips)
+    for m in range(done, done + clips):
         tau = torch.full((len(texts),), SAMPLE_NOISE)  # the history, a little noised
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
         ctx = build_context(noise_history(z, tau, g), strategy, window, tau) if m else None
@@ -183,10 +198,12 @@ class Pipeline:
 
     def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
-               on_clip=None, progress=None, sampler: str = "euler"):
+               on_clip=None, progress=None, sampler: str = "euler", history=None):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
-        latent sequence is decoded in one causal pass, so clip boundaries are not seams."""
+        latent sequence is decoded in one causal pass, so clip boundaries are not seams.
+        history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
+        model's VAE); the result then holds them (as decoded) and the `clips` new ones."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -194,9 +211,21 @@ class Pipeline:
         if self.distilled:
             self.check_steps(steps)
             cfg, sampler = 1.0, distillation.student_step
+        done = 0
+        if history is not None:
+            h, w = self.ckpt["extra"]["latent_hw"]
+            H, W = h * self.vae.cfg.patch, w * self.vae.cfg.patch
+            F_ = history.shape[1] if history.ndim == 5 else 0
+            if history.ndim != 5 or history.shape[2:] != (H, W, 3) or F_ < 17 or (F_ - 1) % 16:
+                raise ValueError(f"history {tuple(history.shape)}: expected uint8 (N, 1 + 16 k, "
+                                 f"{H}, {W}, 3), whole clips of the size this model makes")
+            done = (F_ - 1) // 16
+            zh, _ = encode_uint8(self.vae, history, batch_size)
+            history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
-                        tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress)
-        return self.decode(z, frames_of(clips), batch_size)
+                        tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
+                        history)
+        return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:
         """A student jumps only by the step sizes it learnt: d = 1/n from t = 1 - k/n, for n in

@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import make_long_cache, make_vae, run
 
-from minivid import captions, extend, history, long_clips, world
+from minivid import captions, extend, extend_bench, history, long_clips, world
 from minivid.checkpoint import load_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
 from minivid.sampling import sample_long
@@ -264,10 +264,43 @@ def test_11_evaluate_extend(setup, tmp_path):
     assert len(fig["four_prompts"]["pack"]["adherence"]) == 4
     assert fig["student"]["video_seconds_per_second"] > 0
     assert (tmp_path / "extend.png").exists()
+    # identity by part (size read as the median over each clip), and exposure bias: the next
+    # clip after 1 and 2 real clips vs after the model's own (history lengths below --clips)
+    assert set(fig["strategies"]["pack"]["identity_by_part"]) == {"background", "colour",
+                                                                  "shape", "size"}
+    assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
+    assert all(0 <= r[k] <= 1 for r in fig["exposure"]
+               for k in ("real_history", "own_history", "real_clip"))
 
 
-# 12. Bad requests to the extension tools fail early and name the fix.
-def test_12_bad_inputs(setup, tmp_path):
+# 12. A video can go on from a history made elsewhere (real clips, encoded by the model's
+#     VAE): the result keeps those frames as the VAE gives them back (the VAE is causal, so
+#     the new clip does not change them) and adds a clip; a history that is not whole clips
+#     of the model's size is refused with the shape it needs. And identity by part: a clip
+#     against itself is whole; a smaller object costs the size part only.
+def test_12_continue_a_given_history(setup):
+    from minivid.sampling import Pipeline, encode_uint8
+    pipe = Pipeline(setup / "extend" / "ckpt.pt")
+    scene = world.sample_scene(np.random.default_rng(12), frames=17)
+    real = world.render(scene)[None]                                        # (1, 17, 32, 32, 3)
+    p = "A small red circle on the left moves quickly to the right. The background is plain black."
+    out = pipe.extend([p], 1, "pack", steps=1, history=real)
+    assert out.shape == (1, 33, *real.shape[2:])
+    z, _ = encode_uint8(pipe.vae, real)
+    back = pipe.decode((z.float() - pipe.shift) / pipe.scale, 17)
+    assert np.abs(out[:, :17].astype(int) - back.astype(int)).max() <= 2
+    with pytest.raises(ValueError, match="1 \\+ 16 k"):
+        pipe.extend([p], 1, "pack", steps=1, history=real[:, :10])
+    first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
+                                                 "size": "large", "size_median": "large"}]}
+    later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
+    assert extend_bench.identity(first, first, "size_median") == (4, 4)
+    parts = extend_bench.identity_parts(first, later, "size_median")
+    assert parts["size"] == (0, 1) and parts["shape"] == (1, 1) and parts["extra"] == (0, 0)
+
+
+# 13. Bad requests to the extension tools fail early and name the fix.
+def test_13_bad_inputs(setup, tmp_path):
     d = setup
     data = tmp_path / "data"
     world.generate(data, {("val", "long"): 2}, seed=0, workers=1, long_clips=2)
