@@ -91,7 +91,7 @@ EXTEND = bool(teacher["dit"].cfg.context_kernels)  # a continuation teacher (tra
 if EXTEND:  # N trajectories over the long clips and every history length (0 .. clips - 1)
     N = args.trajectories
     hist = distillation.continuations(cache, order, N, args.seed, extra["latent_shift"],
-                                      extra["latent_scale"])
+                                      extra["latent_scale"], extra.get("anchor", "coarse"))
     captions = hist.captions
     if N // hist.clips < args.batch_size:
         p.error(f"--trajectories {N}: an extension teacher's bank is split over {hist.clips} "

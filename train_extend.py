@@ -26,7 +26,7 @@ import torch
 from minivid import extend, flow
 from minivid.common import check_batch, dist_cleanup, dist_setup, print0, rank_rows, step_generator
 from minivid.data import save_grid
-from minivid.history import PACK, frames_of
+from minivid.history import ANCHORS, PACK, frames_of
 from minivid.latents import decode_latents
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.sampling import sample_long
@@ -38,6 +38,9 @@ from minivid.training import batch_indices
 p = argparse.ArgumentParser(description="Teach the video DiT to continue clips (clip extension).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 add_stage_args(p)
+p.add_argument("--anchor", default="full", choices=ANCHORS, help="where the packed context "
+               "puts the video's first frame: full = at full resolution from clip 2 on; "
+               "coarse = at kernel 2 once it is older than the kept window (the old layout)")
 add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
 args = p.parse_args()
 check_run_args(p, args, "grad_accum")
@@ -57,13 +60,15 @@ lat = load_stage_latents(args, "long", init, device)
 X = lat.normalised(lat.train)                                          # (N, C, T, h, w)
 N, C, T, h, w = X.shape
 captions, CLIPS = extend.long_captions(lat.train, lat.paths["train"])  # caption of every row
+# where pack puts frame 0: the run's own choice, kept on --resume (history.ANCHORS)
+ANCHOR = run.resumed["extra"].get("anchor", "coarse") if run.resumed else args.anchor
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
 # the first); it trained on long clips of long_frames
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, "extend", latent_frames=extend.FIRST, frames=16,
-    long_frames=int(lat.train["frames"])), history=True)
+    long_frames=int(lat.train["frames"]), anchor=ANCHOR), history=True)
 tokens = stage.model["text"].tokenizer(captions)  # every caption, once
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
@@ -72,13 +77,14 @@ val_batches = []  # every history length once per CLIPS val clips, packed
 if lat.val is not None:
     vx = lat.normalised(lat.val, 128).to(device)
     val_batches = extend.val_batches(vx, *val_draws(vx, args.t_mean), lat.val, CLIPS,
-                                     stage.model["text"].tokenizer)
+                                     stage.model["text"].tokenizer, ANCHOR)
 
 
 def preview():
     """4 long videos of 4 clips from the EMA model, packed history, one val prompt each."""
     prompts = list(lat.val["captions"][:4])
-    z = sample_long(ema_model(config, stage), prompts, 4, "pack", steps=30, latent_hw=(h, w))
+    z = sample_long(ema_model(config, stage), prompts, 4, "pack", steps=30, latent_hw=(h, w),
+                    anchor=ANCHOR)
     videos = decode_latents(lat.vae, z * lat.train["scale"] + lat.train["shift"], frames_of(4))
     save_grid(os.path.join(args.out, f"samples_{run.step:06d}.gif"), videos, prompts)
 
@@ -93,7 +99,7 @@ for step in run:
     # The step's randomness for the GLOBAL batch, from (seed, step); this rank keeps its rows.
     # Its layout (history length, strategy) is the whole batch's: one shape per batch.
     g_cpu, g_dev = step_generator(args.seed, step), step_generator(args.seed, step, device, 1)
-    lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine)
+    lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine, ANCHOR)
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
     t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
     noise = torch.randn((args.batch_size, C, lay.frames, h, w), generator=g_dev,

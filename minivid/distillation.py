@@ -204,6 +204,7 @@ class Continuations:
     clip: torch.Tensor
     hc: torch.Tensor
     captions: list[str]
+    anchor: str = "coarse"     # where pack puts frame 0, as the teacher was trained
 
     @property
     def clips(self) -> int:
@@ -221,12 +222,13 @@ class Continuations:
     def context(self, rows, hc: int, device=None) -> Context | None:
         """The packed history of trajectories `rows`, all with hc clips of it (None: hc = 0)."""
         history, _ = extend.split_example(self.history[self.clip[rows]], hc)  # (B, C, L, h, w)
-        ctx = extend.build_context(history, "pack", t=self.tau[self.clip[rows]])
+        ctx = extend.build_context(history, "pack", t=self.tau[self.clip[rows]],
+                                   anchor=self.anchor)
         return None if ctx is None else ctx.to(device)
 
 
 def continuations(cache: dict, order, n: int, seed: int, shift: float,
-                  scale: float) -> Continuations:
+                  scale: float, anchor: str = "coarse") -> Continuations:
     """Lay n trajectories over the long clips of a latent cache (with clip_captions), taken in
     `order`: trajectory j continues long clip order[j // clips] after j % clips clips, so every
     history length gets n / clips of them. shift, scale: the teacher's latent normalisation."""
@@ -246,4 +248,4 @@ def continuations(cache: dict, order, n: int, seed: int, shift: float,
     who_only = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < extend.P_WHO_ONLY
     captions = [strip_motion(c) if w and k else c
                 for c, w, k in zip(captions, who_only.tolist(), hc.tolist())]
-    return Continuations(history, tau, clip, hc, captions)
+    return Continuations(history, tau, clip, hc, captions, anchor)

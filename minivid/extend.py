@@ -91,6 +91,7 @@ class StepLayout:
     window: int                # frames the window strategy keeps
     who_only: torch.Tensor     # (B,) bool: the who-only caption
     tau: torch.Tensor          # (B,) the flow time the history is noised to
+    anchor: str = "coarse"     # where pack puts frame 0 (history.ANCHORS)
 
     @property
     def frames(self) -> int:
@@ -109,24 +110,25 @@ class StepLayout:
         history, x0 = split_example(z, self.hc)
         tau = self.tau[rows].to(z.device)
         history = noise_history(history, tau, noise=noise)
-        return x0, build_context(history, self.strategy, self.window, tau)
+        return x0, build_context(history, self.strategy, self.window, tau, self.anchor)
 
     def caption_rows(self, idx, rows, clips: int, n: int):
         """Caption rows (long_captions) of the clip after the history of long clips idx."""
         return idx * clips + self.hc + n * clips * self.who_only[rows].long()
 
 
-def draw_layout(g, batch: int, clips: int, mine) -> StepLayout:
+def draw_layout(g, batch: int, clips: int, mine, anchor: str = "coarse") -> StepLayout:
     """The step's layout from its CPU generator g, drawn for the global batch; `mine`: this
-    rank's rows (common.rank_rows)."""
+    rank's rows (common.rank_rows); anchor: where pack puts frame 0 (history.ANCHORS)."""
     hc, strategy, window = training_layout(g, clips)
     who_only = (torch.rand(batch, generator=g) < P_WHO_ONLY)[mine]
     who_only &= hc > 0
     tau = (TRAIN_NOISE * torch.rand(batch, generator=g))[mine]
-    return StepLayout(hc, strategy, window, who_only, tau)
+    return StepLayout(hc, strategy, window, who_only, tau, anchor)
 
 
-def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer) -> list[dict]:
+def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer,
+                anchor: str = "coarse") -> list[dict]:
     """Fixed val batches (FlowLoss's arguments), one per history length (one shape per
     batch): val clip i continues after hc = i % clips clips, its history packed and noised as
     sampling does (SAMPLE_NOISE), with the next clip's caption. x, noise: (n, C, T, h, w)
@@ -146,7 +148,8 @@ def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer) -> list[dict
         tau = torch.full((len(s),), SAMPLE_NOISE, device=device)
         history = noise_history(history, tau, noise=hist_noise[s][:, :, :history.shape[2]])
         batches.append(dict(x0=x0, noise=noise[s][:, :, :x0.shape[2]], t=t[s], ids=ids[s],
-                            mask=mask[s], cond=build_context(history, "pack", t=tau)))
+                            mask=mask[s], cond=build_context(history, "pack", t=tau,
+                                                             anchor=anchor)))
     return batches
 
 

@@ -24,9 +24,12 @@ adds 4 S = 64 tokens to every strategy):
                 video looked like at the start: who is in it, their colours)
                 tokens = S + S/4 [L >= 2] + (S/16) ceil(min(L - 3, 16) / 4) + S/4 [L > 19]
                        <= S (1 + 1/4 + 1/4 + 1/4) = 1.75 S = 28, for every L
-                (A full-resolution anchor, S tokens, made clip 16 cost 1.31x clip 2: 104
-                tokens against 85; at kernel 2 the step from clip 2 to the steady state is
-                85 -> 92 tokens.)
+                With anchor="full" (train_extend.py's default since issue 22; ANCHORS):
+                frame 0 at full resolution (S tokens) at -19 from clip 2 on, the window
+                over frames 1, 2, ...: tokens = S + the above for L - 1 frames without its
+                anchor, <= 2.5 S = 40; with the new clip's 64: clip 2 = 101, clip 16 = 104
+                (1.03x). (The first full anchor, only once frame 0 left the window, made
+                clip 16 cost 1.31x clip 2; the coarse anchor's step is 85 -> 92 tokens.)
 Each coarse kernel is its own patch embedding, initialised as "average-pool, then the full
 embedding"; its positions are pooled the same way (the mean frame index for the time code and
 RoPE, the mean of the 2-D table). The newest history frame sits at frame 0 and the new frames
@@ -55,6 +58,12 @@ PACK = ((1, 1), (2, 2), (4, 16))   # (kernel, frames) from the newest backwards
 KEPT = sum(n for _, n in PACK)     # 19 frames that pack keeps before the anchor
 ANCHOR_POS = -float(KEPT)          # where pack puts frame 0 once it is older than those
 ANCHOR_KERNEL = 2                  # the anchor frame, repeated to a 2-frame kernel-2 group
+# Where frame 0 goes in pack: "coarse" (the layout above: at kernel 2, only once it is older
+# than the kept window, i.e. from clip 6 on) or "full" (issue 22: frame 0 at FULL resolution,
+# kernel 1, at the fixed position ANCHOR_POS, from clip 2 on, and the kept window walks back
+# over frames 1, 2, ...). A model is trained with one and samples with the same: its
+# checkpoint says which (extra["anchor"]; older checkpoints: "coarse").
+ANCHORS = ("coarse", "full")
 
 
 def frames_of(clips: int) -> int:
@@ -189,11 +198,15 @@ def init_context_kernels(dit: DiT) -> None:
 
 
 # ----------------------------------------------------------------------------- strategies
-def context_tokens(strategy: str, L: int, S: int = 16, window: int = 4) -> int:
+def context_tokens(strategy: str, L: int, S: int = 16, window: int = 4,
+                   anchor: str = "coarse") -> int:
     """Tokens of the context for a history of L latent frames: the module docstring's formulas.
     (The test checks each against the Context that build_context really makes.)"""
     if L == 0:
         return 0
+    if strategy == "pack" and anchor == "full" and L > 1:    # frame 0 in full + pack of 1..
+        return S + context_tokens("pack", L - 1, S, window, "coarse") - \
+            (S // ANCHOR_KERNEL ** 2 if L - 1 > KEPT else 0)
     if strategy == "full":
         return S * L
     if strategy == "window":
@@ -219,12 +232,16 @@ def _group(z, pos, k):
     return z, k, pos
 
 
-def build_context(history, strategy: str = "pack", window: int = 4, t=None) -> Context | None:
+def build_context(history, strategy: str = "pack", window: int = 4, t=None,
+                  anchor: str = "coarse") -> Context | None:
     """History latents (B, C, L, h, w), oldest first -> the Context the DiT sees (None if L = 0).
     Positions: the newest frame is 0, the one before -1, ... (pack: the anchor at -19).
-    t: (B,) the flow time of the history if it was noised (noise_history), else None."""
+    t: (B,) the flow time of the history if it was noised (noise_history), else None.
+    anchor: where pack puts frame 0 (ANCHORS; see there)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown context strategy {strategy!r}; choose one of {STRATEGIES}")
+    if anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; choose one of {ANCHORS}")
     if window < 1:
         raise ValueError(f"window {window}: keep at least 1 frame")
     L = history.shape[2]
@@ -235,13 +252,18 @@ def build_context(history, strategy: str = "pack", window: int = 4, t=None) -> C
         return Context([(history, 1, pos)], t)
     if strategy == "window":
         return Context([(history[:, :, -window:], 1, pos[-window:])], t)
+    first = 0
+    if anchor == "full" and L > 1:                      # frame 0, full resolution, fixed place
+        first = 1
     pieces, end = [], L                                 # walk back from the newest frame
     for k, n in PACK:
-        start = max(end - n, 0)
+        start = max(end - n, first)
         if start < end:
             pieces.append(_group(history[:, :, start:end], pos[start:end], k))
         end = start
-    if end > 0:                                         # frames dropped: keep frame 0 anyway
+    if first:
+        pieces.append((history[:, :, :1], 1, torch.full((1,), ANCHOR_POS)))
+    elif end > 0:                                       # frames dropped: keep frame 0 anyway
         anchor = history[:, :, :1].expand(-1, -1, ANCHOR_KERNEL, -1, -1)  # frame 0, twice
         pieces.append((anchor, ANCHOR_KERNEL, torch.full((ANCHOR_KERNEL,), ANCHOR_POS)))
     return Context(pieces[::-1], t)                     # oldest first, like the frames

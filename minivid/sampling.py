@@ -103,7 +103,7 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
 def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                 cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
                 latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
-                history=None):
+                history=None, anchor: str = "coarse"):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -112,7 +112,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
 
     history: normalised latents (B, C, 1 + 4 k, h, w) of k clips made elsewhere (e.g. real
     clips, encoded): the video goes on from there, `clips` more clips, numbered k, k + 1, ...
-    (their prompts, noise seeds and contexts as if this function had made the first k)."""
+    (their prompts, noise seeds and contexts as if this function had made the first k).
+    anchor: where pack puts frame 0, as the model was trained (history.ANCHORS)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     C = model["dit"].cfg.in_channels
@@ -131,7 +132,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     for m in range(done, done + clips):
         tau = torch.full((len(texts),), SAMPLE_NOISE)  # the history, a little noised
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
-        ctx = build_context(noise_history(z, tau, g), strategy, window, tau) if m else None
+        ctx = build_context(noise_history(z, tau, g), strategy, window, tau, anchor) if m else None
         T = FIRST if m == 0 else NEW
         t0 = time.perf_counter()
         new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
@@ -224,7 +225,7 @@ class Pipeline:
             history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
-                        history)
+                        history, self.ckpt["extra"].get("anchor", "coarse"))
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:

@@ -97,15 +97,17 @@ def test_03_strip_positions():
 
 
 # 4. Context tokens: the module's formulas are what build_context really makes; full grows
-#    with the history, window and pack are bounded (pack by 1.75 S, positions by the anchor).
-@pytest.mark.parametrize("strategy", history.STRATEGIES)
-def test_04_context_tokens(strategy):
+#    with the history, window and pack are bounded (pack by 1.75 S with the coarse anchor,
+#    2.5 S with the full-resolution one; positions by the anchor's).
+@pytest.mark.parametrize("strategy, anchor", [(s, "coarse") for s in history.STRATEGIES]
+                         + [("pack", "full")])
+def test_04_context_tokens(strategy, anchor):
     for L in range(0, 70, 3):
-        ctx = history.build_context(torch.zeros(1, 3, L, 8, 8), strategy)
+        ctx = history.build_context(torch.zeros(1, 3, L, 8, 8), strategy, anchor=anchor)
         tokens = 0 if ctx is None else ctx.tokens(patch=2)
-        assert tokens == history.context_tokens(strategy, L)
+        assert tokens == history.context_tokens(strategy, L, anchor=anchor)
         if ctx is not None and strategy == "pack":
-            assert tokens <= 28
+            assert tokens <= (28 if anchor == "coarse" else 40)
             assert min(float(pos.min()) for _, _, pos in ctx.pieces) >= history.ANCHOR_POS
     assert history.context_tokens("full", 61) == 16 * 61
 
@@ -125,6 +127,14 @@ def test_05_pack_layout():
     short = history.build_context(past[:, :, :6], "pack").pieces
     assert [(k, z.shape[2]) for z, k, _ in short] == [(4, 4), (2, 2), (1, 1)]
     assert short[0][0][0, 0, :, 0, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
+    # The full-resolution anchor (issue 22): frame 0 at kernel 1 in its fixed place from the
+    # first continuation on; the kept window walks back over frames 1, 2, ... instead.
+    pieces = history.build_context(past[:, :, :5], "pack", anchor="full").pieces
+    kept = [(k, z[0, 0, :, 0, 0].tolist(), pos.tolist()) for z, k, pos in pieces]
+    assert kept == [(1, [0.0], [-19.0]),                        # frame 0, full size
+                    (4, [1.0, 1.0, 1.0, 1.0], [-3.0] * 4),      # frame 1, padded to a group
+                    (2, [2.0, 3.0], [-2.0, -1.0]),
+                    (1, [4.0], [0.0])]
 
 
 # 6. A coarse kernel starts as "average-pool, then the full patch embedding", exactly.
@@ -215,6 +225,7 @@ def test_09_extend_checkpoint(setup):
     video = load_checkpoint(d / "video" / "ckpt.pt", kind="dit")
     ext = load_checkpoint(d / "extend" / "ckpt.pt", kind="dit")
     assert tuple(ext["config"]["dit"]["context_kernels"]) == (2, 4)
+    assert ext["extra"]["anchor"] == "full"                # train_extend.py's default layout
     assert ext["extra"]["stage"] == "extend" and ext["extra"]["long_frames"] == 1 + 16 * 3
     assert not torch.equal(ext["model"]["dit.clean"], video["ema"]["shadow"]["dit.clean"])
     assert "dit.ctx_embed.4.weight" in ext["model"] and "val" in ext["log"]["series"]
@@ -260,7 +271,7 @@ def test_11_evaluate_extend(setup, tmp_path):
                                                                    "prompt-only"}
     full, pack = fig["strategies"]["full"]["per_clip"], fig["strategies"]["pack"]["per_clip"]
     assert [r["tokens"] for r in full] == [0, 16 * 5, 16 * 9]
-    assert [r["tokens"] for r in pack] == [0, 21, 22]
+    assert [r["tokens"] for r in pack] == [0, 16 + 21, 16 + 22]   # the full-size anchor: S more
     assert len(fig["four_prompts"]["pack"]["adherence"]) == 4
     assert fig["student"]["video_seconds_per_second"] > 0
     assert (tmp_path / "extend.png").exists()
