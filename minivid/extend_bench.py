@@ -263,7 +263,7 @@ def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window)
 def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0, window=4,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
-                  exposure=(1, 2, 4, 8)):
+                  exposure=(1, 2, 4, 8), history_noises=()):
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -283,6 +283,17 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
         progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
         videos_by[strategy], out["strategies"][strategy] = run_strategy(
             pipe, prompts, clips, strategy, steps, cfg, seed, window, device)
+    sweep = []
+    for tau in history_noises:    # the sampling-time history noise, no retraining: pack
+        progress(f"history noise {tau}, pack: {n} videos x {clips} clips")
+        scores = score_one_prompt(pipe.extend(prompts, clips, "pack", steps, cfg, seed, window,
+                                              history_noise=tau), prompts, clips)
+        sweep.append({"history_noise": tau,
+                      "identity": float(np.mean(scores["identity_median_size"][1:])),
+                      "boundary_jump_px": scores["boundary_jump_px"],
+                      "within_clip_motion_px": scores["within_clip_motion_px"]})
+    if sweep:
+        out["history_noise"] = sweep
     lengths = [k for k in exposure if k < clips]
     if lengths and "pack" in videos_by:
         progress(f"exposure bias, pack: the next clip after {lengths} real clips")
@@ -383,6 +394,9 @@ def add_args(sub) -> None:
                    "keeps")
     p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES,
                    help="what to compare")
+    p.add_argument("--history-noise", nargs="*", type=float, default=[], metavar="TAU",
+                   help="sweep the flow time the history is noised to in sampling (pack; the "
+                   "default is history.SAMPLE_NOISE): identity and boundary jump per value")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -417,7 +431,8 @@ def run(args) -> dict:
         fig = extend_report(args.ckpt, args.data, args.videos, args.clips, args.steps, args.cfg,
                             args.window, args.seed, args.student, args.student_steps,
                             args.device, args.gif, tuple(args.strategies),
-                            exposure=tuple(args.exposure))
+                            exposure=tuple(args.exposure),
+                            history_noises=tuple(args.history_noise))
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}
@@ -447,6 +462,13 @@ def run(args) -> dict:
           [f"{np.mean(res['identity_by_part'][k][1:]):.3f}" for k in PARTS[:-1]] +
           [f"{np.mean(res['extra_objects_per_clip'][1:]):.2f}"])
          for name, res in fig["strategies"].items() if len(res["per_clip"]) > 1])
+    if fig.get("history_noise"):
+        bench.print_columns(
+            "history noise in sampling (pack): identity over clips 2..N (median size), boundary "
+            "jump vs within-clip motion", ["tau", "identity", "jump px", "motion px"],
+            [(r["history_noise"], [f"{r['identity']:.3f}", f"{r['boundary_jump_px']:.2f}",
+                                   f"{r['within_clip_motion_px']:.2f}"])
+             for r in fig["history_noise"]])
     if fig.get("exposure"):
         bench.print_columns(
             "exposure bias (pack): identity with clip 1 of clip k + 1, made from the real first "

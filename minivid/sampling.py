@@ -103,7 +103,7 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
 def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                 cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
                 latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
-                history=None, anchor: str = "coarse"):
+                history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -113,7 +113,10 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     history: normalised latents (B, C, 1 + 4 k, h, w) of k clips made elsewhere (e.g. real
     clips, encoded): the video goes on from there, `clips` more clips, numbered k, k + 1, ...
     (their prompts, noise seeds and contexts as if this function had made the first k).
-    anchor: where pack puts frame 0, as the model was trained (history.ANCHORS)."""
+    anchor: where pack puts frame 0, as the model was trained (history.ANCHORS).
+    history_noise: the flow time tau every history is noised to before it is packed (the
+    model was trained on tau ~ U(0, TRAIN_NOISE) and is told tau; sweep it without retraining:
+    higher hides more of the model's own flaws, and more of what the history shows)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     C = model["dit"].cfg.in_channels
@@ -130,7 +133,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
         done = 1 + (L - FIRST) // NEW
     texts = clip_prompts(prompts, done + clips)
     for m in range(done, done + clips):
-        tau = torch.full((len(texts),), SAMPLE_NOISE)  # the history, a little noised
+        tau = torch.full((len(texts),), float(history_noise))  # the history, a little noised
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
         ctx = build_context(noise_history(z, tau, g), strategy, window, tau, anchor) if m else None
         T = FIRST if m == 0 else NEW
@@ -199,7 +202,8 @@ class Pipeline:
 
     def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
-               on_clip=None, progress=None, sampler: str = "euler", history=None):
+               on_clip=None, progress=None, sampler: str = "euler", history=None,
+               history_noise: float = SAMPLE_NOISE):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
@@ -225,7 +229,7 @@ class Pipeline:
             history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
-                        history, self.ckpt["extra"].get("anchor", "coarse"))
+                        history, self.ckpt["extra"].get("anchor", "coarse"), history_noise)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:

@@ -265,6 +265,7 @@ def test_11_evaluate_extend(setup, tmp_path):
     world.generate(data, {("val", "long"): 4}, seed=0, workers=1, long_clips=4)
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--videos", 2, "--clips", 3, "--steps", 1, "--student", d / "student" / "ckpt.pt",
+            "--history-noise", 0, 0.2,
             "--plot", tmp_path / "extend.png")
     fig = json.loads(r.stdout.strip().splitlines()[-1])
     assert fig["eval"] == "extend" and set(fig["strategies"]) == {"full", "window", "pack",
@@ -280,6 +281,7 @@ def test_11_evaluate_extend(setup, tmp_path):
     assert set(fig["strategies"]["pack"]["identity_by_part"]) == {"background", "colour",
                                                                   "shape", "size"}
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
+    assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
     assert all(0 <= r[k] <= 1 for r in fig["exposure"]
                for k in ("real_history", "own_history", "real_clip"))
 
