@@ -67,7 +67,6 @@ class CaptionerConfig:
 
 
 PRESETS = {"tiny": CaptionerConfig(width=16, dim=128, depth=3, heads=4),   # 2 CPU cores, 5 min
-           "tiny32": CaptionerConfig(width=32, dim=128, depth=3, heads=4),
            "small": CaptionerConfig(width=32, dim=256, depth=6, heads=8)}  # one GPU
 
 
