@@ -20,6 +20,12 @@ are left out, since their size changes on purpose):
   3. FOUR PROMPTS: "moves right", then "moves up", "moves left", "moves down" (a square
      path; each video's start corner, turning sense, object and speed drawn): adherence per
      clip, identity.
+Set 1 also gives identity BY PART (background, colour, shape, size read as the median over
+each clip, extra objects: where identity is lost), and for pack:
+  EXPOSURE BIAS (--exposure K ...): clip K + 1 made from the REAL first K clips (rendered by
+     the world, encoded by the VAE) against the same clip of the model's own video;
+  a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
+     changed without retraining: identity and boundary jump per value.
 With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
 of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
 

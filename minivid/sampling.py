@@ -36,6 +36,7 @@ from minivid import distillation, flow
 from minivid.history import (FIRST, NEW, SAMPLE_NOISE, build_context, clip_prompts, frames_of,
                              noise_history)
 from minivid.latents import decode_latents, encode_uint8
+from minivid.long_clips import CLIP
 from minivid.t2v import load_model
 from minivid.vae import fingerprint, load_vae
 
@@ -220,11 +221,12 @@ class Pipeline:
         if history is not None:
             h, w = self.ckpt["extra"]["latent_hw"]
             H, W = h * self.vae.cfg.patch, w * self.vae.cfg.patch
-            F_ = history.shape[1] if history.ndim == 5 else 0
-            if history.ndim != 5 or history.shape[2:] != (H, W, 3) or F_ < 17 or (F_ - 1) % 16:
-                raise ValueError(f"history {tuple(history.shape)}: expected uint8 (N, 1 + 16 k, "
+            n = history.shape[1] if history.ndim == 5 else 0              # 1 + 16 k frames
+            if history.ndim != 5 or history.shape[2:] != (H, W, 3) or n < frames_of(1) \
+                    or (n - 1) % CLIP:
+                raise ValueError(f"history {tuple(history.shape)}: expected uint8 (N, 1 + {CLIP} k, "
                                  f"{H}, {W}, 3), whole clips of the size this model makes")
-            done = (F_ - 1) // 16
+            done = (n - 1) // CLIP
             zh, _ = encode_uint8(self.vae, history, batch_size)
             history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
