@@ -18,17 +18,19 @@ of minivid/bench.py (manifests, checker and tiny-FVD scores, timing, tables, the
         --rewriter runs/rewriter/ckpt.pt                                       # rewrite_bench.py
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt \\
         --dits truth@0=... learned@0=...                                       # caption_bench.py
+    python -m minivid.evaluate agent --ckpt runs/extend/ckpt.pt \\
+        --rewriter runs/rewriter/ckpt.pt                                         # agent_bench.py
 
 Add `--help` after a command for its flags; --data, --n, --steps, --cfg, --seed, --device,
 --gif and --plot mean the same in every command that has them (bench.SHARED).
 """
 import argparse
 
-from minivid import (caption_bench, data_bench, dit_bench, distill_bench, extend_bench,
-                     rewrite_bench, vae_bench)
+from minivid import (agent_bench, caption_bench, data_bench, dit_bench, distill_bench,
+                     extend_bench, rewrite_bench, vae_bench)
 
-BENCHES = (data_bench, vae_bench, dit_bench, distill_bench, extend_bench, rewrite_bench,
-           caption_bench)
+BENCHES = (data_bench, caption_bench, vae_bench, dit_bench, distill_bench, rewrite_bench,
+           extend_bench, agent_bench)
 
 
 def main(argv=None) -> dict:

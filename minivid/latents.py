@@ -48,7 +48,8 @@ def encode_uint8(vae, u8, batch_size: int = 64) -> tuple[torch.Tensor, int]:
     """uint8 (N, T, H, W, 3) -> (posterior means float16 (N, Cl, T', h, w) on the CPU, T)."""
     device = next(vae.parameters()).device
     out = []
-    for i in tqdm(range(0, len(u8), batch_size), desc="encoding", unit="batch", leave=False):
+    for i in tqdm(range(0, len(u8), batch_size), desc="encoding", unit="batch", leave=False,
+                  disable=len(u8) <= batch_size):
         x = to_float(u8[i:i + batch_size]).to(device)     # (B, C, T, H, W)
         mean, _ = vae.encode(pad_frames(x, vae.cfg.tf)[0])  # (B, Cl, T', h, w)
         out.append(mean.half().cpu())
