@@ -31,7 +31,7 @@ every call validated before it runs: minivid/tool_calling.py).
         --ckpt runs/extend/ckpt.pt --rewriter runs/rewriter/ckpt.pt --out runs/agent/film.mp4
     python -m minivid.agent --replay runs/agent/trace.jsonl --ckpt runs/extend/ckpt.pt
     MINIVID_LLM_API_KEY=... python -m minivid.agent "..." --planner openai
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_19_agent.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_08c_agent.py -q`
 """
 import argparse
 import json

@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from minivid import user_language
-from minivid.captions import parse_caption
 from minivid.rewrite import keyword_reading, read_reading
 from minivid.scene import sample_scene
 from minivid.world import FRAME_MS

@@ -12,7 +12,7 @@ and calls these helpers for the rest:
     cost      clock, median_ms, Peak (wall time and peak memory of a stretch of work)
     report    print_table, print_columns, print_json, save_figure
 
-Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_03_evaluate.py -q`
+Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_01c_yardstick.py -q`
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ Three ideas make it robust:
 The training scripts save and resume through save_run / restore_run / resume_run (bottom):
 the same layout for every trainer.
 
-Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_09a_checkpoint.py -q`
 """
 
 from __future__ import annotations

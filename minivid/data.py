@@ -29,7 +29,7 @@ and convert batches with `to_float`; `save_video` / `save_grid` write previews.
 Try it (CPU):
     python -m minivid.world --out tiny_data                       # make the tiny data
     python -c "import minivid.data as d; print(d.CaptionedVideos('tiny_data/val/clips.jsonl')[0]['caption'])"
-    OMP_NUM_THREADS=1 python -m pytest tests/test_02_data.py -q   # the walkthrough
+    OMP_NUM_THREADS=1 python -m pytest tests/test_01b_data.py -q   # the walkthrough
 """
 import contextlib
 import json

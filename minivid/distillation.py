@@ -44,7 +44,7 @@ long train clips and every history length, and gives each trajectory the history
 
     python distill.py --teacher runs/dit/ckpt.pt --out runs/distill          # CPU, tiny
     torchrun --standalone --nproc_per_node 8 distill.py --teacher ... --out ...  # multi-GPU
-    OMP_NUM_THREADS=1 python -m pytest tests/test_14_distillation.py -q     # the walkthrough
+    OMP_NUM_THREADS=1 python -m pytest tests/test_05a_distillation.py -q     # the walkthrough
 """
 from dataclasses import dataclass
 

@@ -13,7 +13,7 @@ imageio-ffmpeg bundles, with raw rgb24 frames in and out: lossless, so a trim re
 very same pixels. The caption is drawn with PIL.
 
     python -m minivid.edits --demo /tmp/edits.gif     # two tiny clips through every edit
-    OMP_NUM_THREADS=1 python -m pytest tests/test_19_edits.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_08a_edits.py -q
 """
 import argparse
 import json

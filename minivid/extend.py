@@ -23,7 +23,7 @@ The loss then falls on the new clip only (minivid/flow.py: only noisy tokens are
         --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
     python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
     GPU: add --device cuda; torchrun as for the other stages
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q`
 """
 import argparse
 from dataclasses import dataclass

@@ -17,7 +17,7 @@ the network needs besides x and t (for the DiT: text, text_mask and optional cle
                      uncond=dict(text=null, text_mask=null_mask), cfg_scale=2.0, steps=30,
                      step=flow.heun_step)                     # or euler_step, or a student's
 
-This file is all the algorithm there is; the tests (tests/test_09_flow.py) check it against
+This file is all the algorithm there is; the tests (tests/test_04c_flow.py) check it against
 the exact velocity field of a Gaussian mixture.
 """
 import torch

@@ -38,7 +38,7 @@ this frame"; older frames are at negative positions, and pack keeps even those b
 anchor sits just past the kept window, at -19).
 
     python -m minivid.extend --clips 16      # the token table of each strategy, clip by clip
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q`
 """
 import math
 from dataclasses import dataclass

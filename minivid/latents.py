@@ -20,7 +20,7 @@ which is what its noise schedule assumes (Stable Diffusion's 0.18215 factor, mea
 Run (CPU):  python -m minivid.latents --vae runs/vae_t4/ckpt.pt --data tiny_data --out runs/latents
 Your data:  python -m minivid.latents --vae ... --train-manifest my_clips/ --val-manifest my_val.jsonl
 GPU:        add --device cuda.
-Tests:      OMP_NUM_THREADS=1 python -m pytest tests/test_06_latents.py -q
+Tests:      OMP_NUM_THREADS=1 python -m pytest tests/test_03b_latents.py -q
 """
 import argparse
 import json

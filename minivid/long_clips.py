@@ -10,7 +10,7 @@ this file decides where the turns go and what each clip of a long clip is:
     render(scene)                               # uint8 (129, 32, 32, 3), minivid.scene
     clip_scene(scene, m)                        # clip m as a short Scene: its caption, its truth
 
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q -k "01 or 02"`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -k "01 or 02"`
 """
 import numpy as np
 

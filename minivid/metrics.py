@@ -10,7 +10,7 @@ first (the range the usual dB figures assume), and return one value per video, s
   contrasts and structure in an 11x11 Gaussian window (sigma 1.5), frame by frame, then
   averages; 1.0 means identical. It punishes blur that PSNR forgives.
 
-Run its checks: `OMP_NUM_THREADS=1 python -m pytest tests/test_05_vae.py -q -k metric`
+Run its checks: `OMP_NUM_THREADS=1 python -m pytest tests/test_03a_vae.py -q -k metric`
 """
 
 import torch

@@ -13,7 +13,7 @@ to be learned separately at every absolute position.
     cos, sin = rope_angles(torch.arange(L), head_dim)     # (L, hs/2) each
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
-Tests: tests/test_08_dit.py (the score depends only on the offset).
+Tests: tests/test_04b_dit.py (the score depends only on the offset).
 """
 import torch
 

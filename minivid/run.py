@@ -31,7 +31,7 @@ does the interval's ONE all-reduce (metrics + the stop flag), checks the guard a
 log; after the step's body the loop saves when `run.saving` says so. A checkpoint names the
 trainer that wrote it, so `--resume` on another trainer's run is refused with its name.
 
-Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_09a_checkpoint.py -q`
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ clip's noise); the whole latent sequence is decoded in one causal VAE pass at th
 
 Used by sample.py (CLI), the benchmarks (minivid/*_bench.py) and the trainers' previews.
 The model itself (text encoder + DiT, rebuilt from a checkpoint) lives in minivid/t2v.py.
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_10_train_dit.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04d_train_dit.py -q`
 """
 import os
 import time

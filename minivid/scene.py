@@ -11,7 +11,7 @@ renders exact pixels (`render`: hard edges, flat colours).
     scene = sample_scene(np.random.default_rng(0), frames=16)   # 1-2 objects, a background
     render(scene)                                               # uint8 (16, 32, 32, 3)
 
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_01_world.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_01a_world.py -q`
 """
 from dataclasses import asdict, dataclass, field
 

@@ -21,7 +21,7 @@ call is refused with the reason, never run), runs the tool, and appends one JSON
 trace: {"i", "tool", "args", "result", "seconds", "reason", "ok"}. A clip is an id ("c3")
 in the workspace, never pixels, so every result is small JSON a planner can read.
 
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_19_agent.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_08c_agent.py -q`
 """
 import json
 import os

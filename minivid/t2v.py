@@ -16,7 +16,7 @@ the latent caches and the vocabulary, the model built from --init-from, the opti
 over micro-batches, the val loss and the checkpoint's facts. Each script keeps what differs:
 its data, its step's random draws, its previews.
 
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_10_train_dit.py -q`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04d_train_dit.py -q`
 """
 import contextlib
 import json

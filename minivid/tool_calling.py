@@ -29,7 +29,7 @@ after max_turns). An invalid call (unknown tool, broken JSON, arguments outside 
 is never run: its result is {"error": "..."} so the model can read what went wrong and retry.
 
     MINIVID_LLM_API_KEY=... python -m minivid.tool_calling "what is 2 + 3, plus 10?"
-    OMP_NUM_THREADS=1 python -m pytest tests/test_19_tool_calling.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_08b_tool_calling.py -q
 """
 import json
 import os

@@ -8,7 +8,7 @@ on its own. Nothing on the hot path of a step waits for the host or for the othe
 metrics stay on the device until a log point (Meter), then ONE packed all-reduce carries all
 of them and the stop flag; the only other meeting point is DDP's gradient all-reduce.
 
-Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+Run its tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_09a_checkpoint.py -q`
 """
 
 from __future__ import annotations

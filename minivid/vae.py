@@ -31,7 +31,7 @@ Design (reads top to bottom below):
 Run: this file is a library; train it with `python train_vae.py --preset tiny-t4` (CPU),
 `python train_vae.py --preset small-t4 --device cuda` (one GPU), or
 `torchrun --nproc_per_node 8 train_vae.py --preset base-t4` (multi-GPU).
-Tests: `python -m pytest tests/test_05_vae.py -q`.
+Tests: `python -m pytest tests/test_03a_vae.py -q`.
 """
 
 import hashlib

@@ -1,4 +1,4 @@
-"""13 - The notebooks run.
+"""09d The notebooks run.
 
 Concept: notebooks are part of the textbook; they import the package (never copy it) and
 run top to bottom on a tiny setting. This test executes each one with nbclient, so a
@@ -7,7 +7,7 @@ notebook that drifts from the code fails CI; and it checks that pictures really 
 committed file carries them, so the notebook reads well on the web without running it.
 Refresh the committed outputs with: cd notebooks && jupyter execute --inplace NAME.ipynb
 
-Run: python -m pytest tests/test_13_notebooks.py -q
+Run: python -m pytest tests/test_09d_notebooks.py -q
 """
 import glob
 import os

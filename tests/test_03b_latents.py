@@ -1,4 +1,4 @@
-"""06: the latent cache: encode once, train the DiT on it, never mix up VAEs.
+"""03b the latent cache: encode once, train the DiT on it, never mix up VAEs.
 
 Concepts:
 1. Round trip. `python -m minivid.latents` encodes every image and clip of a dataset with the
@@ -9,7 +9,7 @@ Concepts:
    `load_latents(path, vae_fingerprint)` refuses a cache made with another VAE, naming both
    fingerprints and the command that fixes it.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_06_latents.py -q`
+Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_03b_latents.py -q`
 """
 import json
 from dataclasses import asdict

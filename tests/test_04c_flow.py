@@ -1,4 +1,4 @@
-"""09 flow: rectified flow, checked against a velocity field we can write down exactly.
+"""04c flow: rectified flow, checked against a velocity field we can write down exactly.
 
 Concept: x_t = (1 - t) x0 + t noise moves a data point (t = 0) in a straight line to noise
 (t = 1). The best possible network predicts v(x, t) = E[noise - x0 | x_t = x], and
@@ -16,7 +16,7 @@ So the samplers can be tested with no training at all: their samples must have t
 mixture's means, covariance and mode weights; Heun must beat Euler at few steps; CFG at
 scale 1 must equal the conditional prediction.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_09_flow.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_04c_flow.py -q
 """
 import dataclasses
 

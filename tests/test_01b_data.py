@@ -1,4 +1,4 @@
-"""02 data: captioned images and clips on disk -> tensors (C, T, H, W) in [-1, 1].
+"""01b data: captioned images and clips on disk -> tensors (C, T, H, W) in [-1, 1].
 
 A dataset is described in one of two ways (see minivid/data.py):
   - a manifest: a JSONL file, one JSON object per line,
@@ -14,7 +14,7 @@ warning; broken manifest lines fail early with their line number.
 
 The walkthrough writes its own tiny synthetic media (a moving square) with imageio, so it does
 not need the tiny-world generator. Run:
-    OMP_NUM_THREADS=1 python -m pytest tests/test_02_data.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_01b_data.py -q
 """
 import json
 import warnings

@@ -1,4 +1,4 @@
-"""16 Clip extension: long videos clip by clip, conditioned on the history, bounded context.
+"""07 Clip extension: long videos clip by clip, conditioned on the history, bounded context.
 
 Concept: a long video is made one clip at a time; each new clip is generated with the history
 (clean latent frames) in front of its noisy frames. Feeding the WHOLE history ("full") makes
@@ -9,7 +9,7 @@ by a constant. The world needs physics for clips of any length (objects reflect 
 edges, grow and shrink hold their final size, objects can turn at a given frame), so a long
 video has a ground truth clip by clip.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_16_extend.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q
 """
 import json
 

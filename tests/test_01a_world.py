@@ -1,4 +1,4 @@
-"""01 - The tiny captioned world.
+"""01a The tiny captioned world.
 
 Concept: every model in minivid learns from, and is judged on, a synthetic world that is
 rich enough to need text and motion (shapes, colours, sizes, start cells, 12 motions, 2
@@ -9,7 +9,7 @@ The world is a few small files imported one way: its words (vocab.py) <- the par
 captions; vocab <- its scenes, physics and pixels (scene.py) <- long clips; all of them <- the
 dataset writer (world.py), which re-exports their names.
 
-Run: python -m pytest tests/test_01_world.py -q
+Run: python -m pytest tests/test_01a_world.py -q
 """
 import json
 import os

@@ -1,4 +1,4 @@
-"""18 Recaptioning: a learned captioner for clips that come without text, robust to footage.
+"""02 Recaptioning: a learned captioner for clips that come without text, robust to footage.
 
 Concept: production stacks caption their footage with a vision-language model, densely
 enough "that a blind person could reconstruct it". minivid's captioner is one in miniature:
@@ -8,7 +8,7 @@ of no known colour) and captions phrased anew each time. The blind-person test m
 enough" exact: parse a caption, guess what it leaves open, render, compare; the rule it must
 beat is the scene checker's reading written out (zero parameters).
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_18_captioner.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_02_captioner.py -q
 """
 import json
 

@@ -1,4 +1,4 @@
-"""10 train_dit / sample: an image model first, then video, then prompts -> pixels.
+"""04d train_dit / sample: an image model first, then video, then prompts -> pixels.
 
 Concept: train_dit.py trains the text encoder and the DiT together with flow matching on
 cached VAE latents: first on still images (T = 1 latent frame), then, starting from that
@@ -13,7 +13,7 @@ last good checkpoint.
 Everything here runs the real scripts (subprocesses, as a user would) on a tiny synthetic
 latent cache made by a random-weight VAE, for a handful of steps: seconds each.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_10_train_dit.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_04d_train_dit.py -q
 """
 import numpy as np
 import pytest

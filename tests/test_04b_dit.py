@@ -1,4 +1,4 @@
-"""08 dit: the diffusion transformer that predicts the flow velocity from noisy latents.
+"""04b dit: the diffusion transformer that predicts the flow velocity from noisy latents.
 
 Concept: latents (B, C, T, H, W) are cut into 2x2 patches per frame, one token each; the
 tokens get an absolute 2-D sin-cos position for space, a relative rotary angle for time in
@@ -10,7 +10,7 @@ videos (T = 5); clean conditioning frames are simply more tokens in front of the
 The walkthrough: shapes -> identity at init -> invariants (padding, conditioning, RoPE) ->
 FLOP formula against torch's counter -> a tiny overfit.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_08_dit.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_04b_dit.py -q
 """
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""19b Tool calling: a real LLM drives the agent by calling named tools, and our code checks
+"""08b Tool calling: a real LLM drives the agent by calling named tools, and our code checks
 every call before it runs.
 
 Concept: OpenAI's chat-completions protocol for tools. The request carries `tools` (each a
@@ -16,7 +16,7 @@ The walk: the schema validator accepts (1) and rejects, naming the path (2); the
 back unrun, then the corrected call (6); a tool that raises (7); max_turns (8); a failing
 server (9); the module's command line (10).
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_19_tool_calling.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_08b_tool_calling.py -q
 """
 import json
 import subprocess

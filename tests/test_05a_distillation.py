@@ -1,4 +1,4 @@
-"""14 distillation: a few-step student regressed onto the teacher's ODE, on a 2-D mixture.
+"""05a distillation: a few-step student regressed onto the teacher's ODE, on a 2-D mixture.
 
 Concept: a flow model samples by integrating dx/dt = v(x, t) from noise (t = 1) to data
 (t = 0) in ~30 small steps. One BIG Euler step fails: at t = 1 the velocity is
@@ -10,7 +10,7 @@ u* = (x_t - x_{t-d}) / d. Then x_{t-d} = x_t - d u(x_t, t, d) in one call, for n
 Guidance is folded in: the targets come from the guided teacher, so the student needs one
 call per step, not two.
 
-The teacher here is exact: the 2-D Gaussian mixture of tests/test_09_flow.py, whose velocity
+The teacher here is exact: the 2-D Gaussian mixture of tests/test_04c_flow.py, whose velocity
 is known in closed form, per class (one mixture component = one class label) and
 unconditionally (the whole mixture); its CFG-s velocity is v_u + s (v_c - v_u). The students
 are small MLPs trained from scratch (there is no teacher network to copy here) for a few
@@ -20,7 +20,7 @@ The walkthrough: trajectories and the jump grid -> student = teacher at init -> 
 collapse of one teacher step vs the distilled student -> one jump of 2d = two jumps of d
 -> guidance folded in -> n steps = n calls.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_14_distillation.py -q     # -s: the numbers
+    OMP_NUM_THREADS=1 python -m pytest tests/test_05a_distillation.py -q     # -s: the numbers
 """
 import dataclasses
 
@@ -32,8 +32,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from minivid import distillation, flow
 from minivid.dit import DiT, DiTConfig, TimestepEmbedder
-from test_08_dit import C, H, W, make_dit, text_batch
-from test_09_flow import COVS, MEANS, WEIGHTS, gmm_posterior_and_velocity, gmm_velocity
+from test_04b_dit import C, H, W, make_dit, text_batch
+from test_04c_flow import COVS, MEANS, WEIGHTS, gmm_posterior_and_velocity, gmm_velocity
 
 K = 16                      # the teacher's fine grid
 STEP_COUNTS = (1, 2, 4, 8)  # the distilled samplers

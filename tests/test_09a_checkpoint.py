@@ -1,4 +1,4 @@
-"""04: the infrastructure every trainer relies on: checkpoints, RNG, EMA, guards, sharding.
+"""09a the infrastructure every trainer relies on: checkpoints, RNG, EMA, guards, sharding.
 
 Concepts, in the order the tests walk through them:
 1. Atomic save. `save_checkpoint` writes a temp file, fsyncs it and renames it over the old
@@ -20,7 +20,7 @@ Concepts, in the order the tests walk through them:
    real gloo processes agree on all_reduce, DDP gradients, and, in the Meter's one packed
    all-reduce per log point, on the per-step metrics and the stop flag.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_04_checkpoint.py -q`
+Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_09a_checkpoint.py -q`
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""12 resume: stop a run anywhere, resume it, and get the very same run.
+"""09b resume: stop a run anywhere, resume it, and get the very same run.
 
 Concept: a resumed run must continue the trajectory it was on, bit for bit. That needs every
 piece of state in the checkpoint (model, EMA, optimizer moments, step, lr schedule length,
@@ -26,7 +26,7 @@ scripts on tiny inputs, and none of them races a clock:
 6. Bad input: resuming with another --preset names the differing fields; --resume with
    nothing to resume says so; --resume on another trainer's run names that trainer.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_12_resume.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_09b_resume.py -q
 """
 import pytest
 import torch

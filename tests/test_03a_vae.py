@@ -1,4 +1,4 @@
-"""05: the patch VAE: shapes, causal time, image = first frame, training, safe checkpoints.
+"""03a the patch VAE: shapes, causal time, image = first frame, training, safe checkpoints.
 
 Concepts, in the order the tests walk through them:
 1. Shapes. A video (B, C, T, H, W) becomes latents (B, Cl, T', H/p, W/p). With temporal
@@ -20,7 +20,7 @@ Concepts, in the order the tests walk through them:
 5. Metrics. PSNR and SSIM on [0, 1]: identical videos give 100 dB / 1.0, known noise gives the
    expected dB.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_05_vae.py -q`
+Run: `OMP_NUM_THREADS=1 python -m pytest tests/test_03a_vae.py -q`
 """
 import io
 import math

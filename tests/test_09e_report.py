@@ -1,4 +1,4 @@
-"""09 The report: every stage's results on one self-contained page (minivid/report.py).
+"""09e The report: every stage's results on one self-contained page (minivid/report.py).
 
 Concept: a run is only useful if someone can look at it. The report reads what each stage
 left in runs/ (the evaluation's table as printed, its last-line JSON figures, loss curves,
@@ -10,7 +10,7 @@ from, nothing points outside the page, and the page stays under its size cap. Th
 below has a missing stage, a half-written trace and an evaluation without its JSON line: the
 report must say so, never crash.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_09_report.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_09e_report.py -q
 """
 import base64
 import json

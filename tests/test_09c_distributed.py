@@ -1,4 +1,4 @@
-"""11 distributed: one process or N, the same script, the same training.
+"""09c distributed: one process or N, the same script, the same training.
 
 Concept: data parallelism splits each GLOBAL batch over N processes. Every rank runs the
 same model on its share, DDP averages the gradients in backward, and all ranks take the
@@ -25,7 +25,7 @@ objects would weigh the ranks unevenly).
 Then the cost side: the ranks meet only at log points (one packed all-reduce each), counted
 on a real run; and a --minutes budget is turned into one step count all ranks agree on.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_11_distributed.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_09c_distributed.py -q
 """
 import json
 

@@ -1,4 +1,4 @@
-"""15 distill.py: the distillation loop end to end, and sampling with the student.
+"""05b distill.py: the distillation loop end to end, and sampling with the student.
 
 Concept: distill.py takes a teacher checkpoint (train_dit.py) and writes a student
 checkpoint that rebuilds from the file alone and carries what sampling needs: the step
@@ -10,7 +10,7 @@ The tests run the real scripts on a tiny synthetic latent cache (tests/helpers.p
 teacher trained for a few steps: they check the plumbing, not the quality (that is
 `python -m minivid.evaluate distill`, README).
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_15_distill_script.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_05b_distill_script.py -q
 """
 import signal
 

@@ -1,4 +1,4 @@
-"""03 - The yardstick: scene checker, tiny FVD, and the `evaluate data` command.
+"""01c The yardstick: scene checker, tiny FVD, and the `evaluate data` command.
 
 Concept: before a metric judges generated clips it must be right on real ones. The scene
 checker reads only pixels and recovers background, colours, shapes, sizes, start cells,
@@ -8,7 +8,7 @@ network trained on tiny-world attributes (our tiny FVD): real-vs-real is small, 
 of order or noise are far away. The probe trains on the one training loop (minivid/run.py),
 so a stopped probe training resumes exactly like any trainer's run.
 
-Run: python -m pytest tests/test_03_evaluate.py -q
+Run: python -m pytest tests/test_01c_yardstick.py -q
 """
 import json
 

@@ -1,4 +1,4 @@
-"""17 Prompt rewriting: a language model reads what people type and writes the dense
+"""06 Prompt rewriting: a language model reads what people type and writes the dense
 description the video model trained on.
 
 Concept: the DiT learned from dense captions (every object's size, colour, shape, start,
@@ -21,7 +21,7 @@ the keyword baseline (7), the hand-written expectations of the bench (8); then a
 (barely) trained rewriter: the script (9), seeded and valid rewrites (10), bad input (11), the
 LLM adapter (12) and the bench command (13).
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_17_rewrite.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_06_rewrite.py -q
 """
 import http.server
 import json

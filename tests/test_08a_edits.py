@@ -1,4 +1,4 @@
-"""19 Edits: deterministic tools that assemble a film from clips, each checking its own output.
+"""08a Edits: deterministic tools that assemble a film from clips, each checking its own output.
 
 Concept: a video agent generates clips, then cuts and joins them with fixed operations:
 trim, concatenate, crossfade, change speed, caption, write a film. Unlike the model these
@@ -7,7 +7,7 @@ checks its output (frames, height, width, duration) against what it promised, an
 EditResult: a bad input or a failed ffmpeg run is ok=False with an error that says what is
 wrong and how to fix it, never an exception an agent cannot read.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_19_edits.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_08a_edits.py -q
 """
 import json
 import sys

@@ -1,4 +1,4 @@
-"""07 text: captions -> word ids -> text features for the DiT's cross-attention.
+"""04a text: captions -> word ids -> text features for the DiT's cross-attention.
 
 Concept: the tokenizer splits a caption into lower-cased words and punctuation and looks
 each up in a vocabulary built from the training captions (build_vocab); anything unknown
@@ -8,7 +8,7 @@ guidance compares against. The encoder is a small transformer whose output at re
 must not depend on how much padding the batch needed. Its Block is also the rewriter's GPT
 (minivid/gpt.py) with causal=True: one layer, one init, one FLOP formula for both.
 
-    OMP_NUM_THREADS=1 python -m pytest tests/test_07_text.py -q
+    OMP_NUM_THREADS=1 python -m pytest tests/test_04a_text.py -q
 """
 import dataclasses
 import warnings
