@@ -1,16 +1,80 @@
 #!/usr/bin/env bash
-# The toy pipeline, end to end, on a laptop CPU (45 minutes measured on 2 quiet cores):
-# tiny data -> yardstick check -> patch VAE -> latent cache -> image DiT -> video DiT -> samples
-# -> step distillation (a 1-8 step student) -> its evaluation, samples and one-step transfer
-# -> clip extension (continue a history; full vs window vs packed context), evaluated
-# -> prompt rewriting (a tiny LM reads what users type, writes dense descriptions), evaluated
-#    against hand-written expectations, beside a DiT trained on user language too
-# -> recaptioning (a captioner that reads pixels, for clips without text), the blind-person test
-#    on clean and footage-like clips against the zero-parameter rule.
-# Each stage is one command you can also run by hand; outputs land in tiny_data/ and runs/.
+# The main job: the whole toy pipeline, stage by stage, on a laptop CPU, then runs/report.html.
+#
+#   ./run_tiny.sh            every stage for a FIXED number of steps (so every reader gets the
+#                            same figures, up to float noise; only the time depends on the
+#                            machine): ~30 minutes on 2 quiet cores
+#   ./run_tiny.sh --quick    every stage end to end at toy budgets, in a few minutes (what CI
+#                            runs: a change that breaks the pipeline fails CI); into runs/quick/
+#   ./run_tiny.sh --force    redo every stage, even the finished ones
+#
+# Stages, in the README's numbering (each is commands you can also type by hand):
+#   1 captioned data + the yardstick      5 step distillation
+#   2 recaptioning (a learned captioner)  6 prompt rewriting
+#   3 patch VAE + the latent cache        7 clip extension
+#   4 DiT: image first, then video        8 the video agent (one film + its evaluation)
+#   9 the report: runs/report.html, every stage's tables, curves, samples and the film
+# A finished stage is skipped when the job runs again (its folder holds .done), so an
+# interrupted job goes on from where it stopped; a trainer stopped mid-run continues from its
+# last checkpoint (--resume). Each stage prints and saves its wall time (wall_time.txt); its
+# output is also in runs/logs/<stage>.log, which a failure names.
 set -euo pipefail
 cd "$(dirname "$0")"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+QUICK=0 FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run_tiny.sh: unknown flag $arg (use --quick, --force or --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
+  R=runs/quick D=runs/quick/tiny_data
+  WORLD=(--n-train-images 256 --n-train-clips 192 --n-eval 48 --n-train-long 48 --n-val-long 8 --long-clips 4 --workers 1)
+  VAE=40 IMAGE=30 VIDEO=30 STUDENT=20 TRAJ=64 EXTEND=20 REWRITER=40 CAPTIONER=20
+  N=16 PROBE=20 STEPS=(--steps 4 16) CAP_N=16 SAMPLE_STEPS=4 FEW=4 TEACHER=(--teacher-steps 4)
+  EXT=(--videos 2 --clips 3 --steps 4) AGENT=(--n 2 --seeds 1 --steps 4) LONG=2
+  REWRITE=(--n 6 --seeds 1 --generated 8 --steps 4)
+else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
+  R=runs D=tiny_data
+  WORLD=()
+  VAE=3000 IMAGE=3000 VIDEO=1200 STUDENT=1500 TRAJ=4096 EXTEND=500 REWRITER=1000 CAPTIONER=600
+  N=128 PROBE=500 STEPS=(--steps 8 32 100) CAP_N=128 SAMPLE_STEPS=100 FEW=32 TEACHER=()
+  EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2) LONG=4
+  REWRITE=(--seeds 3)
+fi
+mkdir -p "$R/logs"
+
+resume() {   # --resume when the run folder holds a checkpoint: a killed trainer goes on
+  [[ -f "$1/ckpt.pt" ]] && echo --resume || true
+}
+
+stage() {    # stage NUMBER TITLE FOLDER FUNCTION: run it unless done; time it; log it
+  local n=$1 title=$2 dir=$3 fn=$4 log="$R/logs/$1.log"
+  if [[ -f "$dir/.done" && $FORCE == 0 ]]; then
+    echo "== $n. $title: done already ($dir; --force redoes it)"
+    return
+  fi
+  echo "== $n. $title"
+  mkdir -p "$dir"
+  local t0=$SECONDS rc
+  set +e                       # (not `if ! fn`: bash ignores set -e inside an if's condition)
+  ( set -e; "$fn" ) > >(tee "$log") 2>&1
+  rc=$?
+  set -e
+  if [[ $rc != 0 ]]; then
+    echo "run_tiny.sh: stage $n ($title) FAILED (exit $rc); its output is in $log" >&2
+    exit 1
+  fi
+  echo "$((SECONDS - t0))" > "$dir/wall_time.txt"
+  touch "$dir/.done"
+  echo "   stage $n took $((SECONDS - t0)) s"
+}
+
 PROMPTS=(
   --prompt "A large red circle on the left moves quickly to the right. The background is plain black."
   --prompt "On a plain navy background there is a small yellow square in the centre, which bounces up and down quickly."
@@ -18,75 +82,90 @@ PROMPTS=(
   --prompt "A little cyan disc in the middle grows; the background is plain brown."
 )
 
-echo "== 1. the tiny captioned world (images + clips, dense/sparse captions, preview.gif)"
-python -m minivid.world --out tiny_data
+stage_1() {  # the tiny captioned world (images + clips, dense/sparse captions), the yardstick
+  python -m minivid.world --out "$D" "${WORLD[@]}"
+  python -m minivid.evaluate data --data "$D" --probe-steps $PROBE | tee "$R/data/evaluate.txt"
+}
 
-echo "== 2. the yardstick: scene checker + tiny FVD on real clips"
-python -m minivid.evaluate data --data tiny_data
+stage_2() {  # a captioner that learns to see (pixels -> dense captions), the blind-person test
+  python -m minivid.footage --demo "$R/captioner/footage.png"      # the damage it trains on
+  python train_captioner.py --data "$D" --out "$R/captioner" --steps $CAPTIONER $(resume "$R/captioner")
+  mkdir -p "$R/captioner/uncaptioned"        # a user's folder: media, no captions at all
+  cp "$D"/val/clips/00000[0-5].gif "$D"/val/images/00000[0-1].png "$R/captioner/uncaptioned/"
+  python -m minivid.captioner caption --ckpt "$R/captioner/ckpt.pt" --data "$R/captioner/uncaptioned" \
+      --out "$R/captioner/uncaptioned/captions.jsonl"      # a manifest the trainers read as is
+  python -m minivid.evaluate captions --captioner "$R/captioner/ckpt.pt" --data "$D" --n $CAP_N \
+      --plot "$R/captioner/blind_person.png" | tee "$R/captioner/evaluate.txt"
+}
 
-echo "== 3. patch VAE, 4x in time (causal, 1 + 4k frames), ~4 minutes"
-python train_vae.py --preset tiny-t4 --out runs/vae_t4
-python -m minivid.evaluate vae --ckpt runs/vae_t4/ckpt.pt
+stage_3() {  # patch VAE, 4x in time (causal, 1 + 4k frames), then the latent cache
+  python train_vae.py --preset tiny-t4 --data "$D" --out "$R/vae_t4" --steps $VAE $(resume "$R/vae_t4")
+  python -m minivid.evaluate vae --ckpt "$R/vae_t4/ckpt.pt" --data "$D" | tee "$R/vae_t4/evaluate.txt"
+  python -m minivid.latents --vae "$R/vae_t4/ckpt.pt" --data "$D" --out "$R/latents"
+}
 
-echo "== 4. encode the data once into a latent cache"
-python -m minivid.latents --vae runs/vae_t4/ckpt.pt --data tiny_data --out runs/latents
+stage_4() {  # the DiT: an image model first, then fine-tuned on video; its evaluation; samples
+  local lat=(--vae "$R/vae_t4/ckpt.pt" --latents "$R/latents")
+  python train_dit.py --stage image "${lat[@]}" --out "$R/dit_image" --steps $IMAGE $(resume "$R/dit_image")
+  python train_dit.py --stage video "${lat[@]}" --init-from "$R/dit_image/ckpt.pt" \
+      --out "$R/dit_video" --steps $VIDEO $(resume "$R/dit_video")
+  python -m minivid.evaluate dit --ckpt "$R/dit_video/ckpt.pt" --data "$D" --n $N "${STEPS[@]}" \
+      | tee "$R/dit_video/evaluate.txt"
+  python sample.py --ckpt "$R/dit_video/ckpt.pt" --steps $SAMPLE_STEPS --out "$R/samples" "${PROMPTS[@]}"
+}
 
-echo "== 5. DiT: the image model first, then fine-tune it on video"
-python train_dit.py --stage image --vae runs/vae_t4/ckpt.pt --latents runs/latents \
-    --out runs/dit_image --minutes 4.5
-python train_dit.py --stage video --vae runs/vae_t4/ckpt.pt --latents runs/latents \
-    --init-from runs/dit_image/ckpt.pt --out runs/dit_video --minutes 4.5
+stage_5() {  # step distillation: a student that samples in 1, 2, 4 or 8 steps, guidance folded in
+  python distill.py --teacher "$R/dit_video/ckpt.pt" --out "$R/distill" --steps $STUDENT \
+      --trajectories $TRAJ $(resume "$R/distill")
+  python -m minivid.evaluate distill --teacher "$R/dit_video/ckpt.pt" --student "$R/distill/ckpt.pt" \
+      --data "$D" --n $N "${TEACHER[@]}" --gif "$R/distill/transfer.gif" | tee "$R/distill/evaluate.txt"
+  python sample.py --ckpt "$R/distill/ckpt.pt" --steps 1 --out "$R/distill/samples_1step" "${PROMPTS[@]}"
+  # one-step transfer: val clip 0 re-captioned with a grey background, 1 student call
+  python sample.py --ckpt "$R/distill/ckpt.pt" --steps 1 --init "$D/val/clips/000000.gif" \
+      --strength 0.5 --out "$R/distill/transfer_1step" \
+      --prompt "A tiny purple ball that starts on the left and stays still; and a large white triangle that starts in the top right corner and moves downward quickly. The background is plain grey."
+}
 
-echo "== 6. how good is it? adherence + tiny FVD at 8, 32, 100 sampler steps; speed and MFU"
-python -m minivid.evaluate dit --ckpt runs/dit_video/ckpt.pt --steps 8 32 100
+stage_6() {  # prompt rewriting: a tiny LM reads what people type and writes dense descriptions
+  python train_rewriter.py --out "$R/rewriter" --steps $REWRITER $(resume "$R/rewriter")
+  python -m minivid.rewrite --ckpt "$R/rewriter/ckpt.pt" "two red circles" "a circle that is not red" \
+      "a dog" | tee "$R/rewriter/rewrites.txt"
+  python -m minivid.evaluate rewrite --rewriter "$R/rewriter/ckpt.pt" --ckpt "$R/dit_video/ckpt.pt" \
+      "${REWRITE[@]}" --plot "$R/rewrite/rewrite.png" | tee "$R/rewrite/evaluate.txt"
+  local sparse=(--prompt "a red circle" --prompt "a small blue square to the left of the big yellow circle"
+                --prompt "Background: plain black. A huge yelow ball. It sinks slowly.")
+  python sample.py --ckpt "$R/dit_video/ckpt.pt" --steps $FEW --out "$R/rewrite/typed" "${sparse[@]}"
+  python sample.py --ckpt "$R/dit_video/ckpt.pt" --steps $FEW --rewrite local \
+      --rewriter "$R/rewriter/ckpt.pt" --out "$R/rewrite/rewritten" "${sparse[@]}"
+}
 
-echo "== 7. samples (GIFs + a captioned grid), the teacher at 100 guided steps"
-python sample.py --ckpt runs/dit_video/ckpt.pt --out runs/samples "${PROMPTS[@]}"
+stage_7() {  # clip extension: long videos clip by clip, the history as context (full/window/pack)
+  python train_extend.py --vae "$R/vae_t4/ckpt.pt" --latents "$R/latents" \
+      --init-from "$R/dit_video/ckpt.pt" --out "$R/extend" --steps $EXTEND $(resume "$R/extend")
+  python -m minivid.evaluate extend --ckpt "$R/extend/ckpt.pt" --data "$D" "${EXT[@]}" \
+      --plot "$R/extend/extend.png" --gif "$R/extend/strategies.gif" | tee "$R/extend/evaluate.txt"
+  for context in full window pack; do
+    python sample.py --ckpt "$R/extend/ckpt.pt" --extend $LONG --context "$context" --steps $FEW \
+        --out "$R/extend/long" --prompt "A large red circle that starts on the left and moves quickly to the right. The background is plain black."
+  done
+}
 
-echo "== 8. step distillation: a student that samples in 1, 2, 4 or 8 steps, guidance folded in"
-python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes 6
-python -m minivid.evaluate distill --teacher runs/dit_video/ckpt.pt \
-    --student runs/distill/ckpt.pt --gif runs/distill/transfer.gif
-python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --out runs/distill/samples_1step "${PROMPTS[@]}"
-# one-step transfer: val clip 0 (navy background) re-captioned with a grey one, 1 student call
-python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init tiny_data/val/clips/000000.gif \
-    --strength 0.5 --out runs/distill/transfer_1step \
-    --prompt "A tiny purple ball that starts on the left and stays still; and a large white triangle that starts in the top right corner and moves downward quickly. The background is plain grey."
-echo "== 9. clip extension: long videos clip by clip, the history as context (full / window / pack)"
-python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
-    --init-from runs/dit_video/ckpt.pt --out runs/extend --minutes 5
-python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --videos 8 --clips 8 --steps 16 \
-    --plot runs/extend/extend.png --gif runs/extend/strategies.gif
-for context in full window pack; do
-  python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context "$context" --steps 32 \
-      --out runs/extend/long --prompt "A large red circle that starts on the left and moves quickly to the right. The background is plain black."
-done
-echo "== 10. prompt rewriting: a 5-minute GPT reads what people type; the fair bench on a frozen set"
-python train_rewriter.py --out runs/rewriter --steps 1400
-python -m minivid.rewrite --ckpt runs/rewriter/ckpt.pt "two red circles" "a circle that is not red" "a dog"
-# the fair 'without a rewriter': a DiT that trained on user language too (word dropout, mixed captions)
-MIXED=(--vae runs/vae_t4/ckpt.pt --latents runs/latents --word-dropout 0.1 --user-captions 0.3)
-python train_dit.py --stage image "${MIXED[@]}" --out runs/rewrite/dit_mixed_image --steps 3764
-python train_dit.py --stage video "${MIXED[@]}" --init-from runs/rewrite/dit_mixed_image/ckpt.pt \
-    --out runs/rewrite/dit_mixed --steps 1597
-python -m minivid.evaluate rewrite --rewriter runs/rewriter/ckpt.pt --ckpt runs/dit_video/ckpt.pt \
-    --mixed runs/rewrite/dit_mixed/ckpt.pt --seeds 3 --plot runs/rewrite/rewrite.png
-SPARSE=(--prompt "a red circle" --prompt "a small blue square to the left of the big yellow circle"
-        --prompt "Background: plain black. A huge yelow ball. It sinks slowly.")
-python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --out runs/rewrite/typed "${SPARSE[@]}"
-python sample.py --ckpt runs/dit_video/ckpt.pt --steps 32 --rewrite local \
-    --out runs/rewrite/rewritten "${SPARSE[@]}"
-echo "== 11. recaptioning: a captioner that learns to see (pixels -> dense captions); the blind-person test"
-python -m minivid.footage --demo runs/captioner/footage.png      # the perturbations it trains on
-python train_captioner.py --data tiny_data --out runs/captioner --steps 900   # ~5 minutes
-mkdir -p runs/captioner/uncaptioned            # a user's folder: media, no captions at all
-cp tiny_data/val/clips/00000[0-5].gif tiny_data/val/images/00000[0-1].png runs/captioner/uncaptioned/
-python -m minivid.captioner caption --ckpt runs/captioner/ckpt.pt --data runs/captioner/uncaptioned \
-    --out runs/captioner/uncaptioned/captions.jsonl      # a manifest the trainers read as is
-python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 256 \
-    --plot runs/captioner/blind_person.png
-echo "done: open tiny_data/preview.gif, runs/vae_t4/recon.gif, runs/dit_video/loss.png, runs/samples/,"
-echo "      runs/distill/ (samples_1step/ beside runs/samples/, transfer.gif, transfer_1step/),"
-echo "      runs/extend/ (extend.png, strategies.gif, long/long_{full,window,pack}_8clips.gif),"
-echo "      runs/rewrite/ (rewrite.png, typed/ beside rewritten/),"
-echo "      runs/captioner/ (footage.png, uncaptioned/captions.jsonl, blind_person.png)"
+stage_8() {  # the video agent: plan, generate, check, retry, stitch; one film, then the bench
+  python -m minivid.agent "a red ball rolls right, then it moves up slowly; cut to a small white square that bounces. about 12 seconds" \
+      --ckpt "$R/extend/ckpt.pt" --rewriter "$R/rewriter/ckpt.pt" --out "$R/agent/film.mp4"
+  python -m minivid.evaluate agent --ckpt "$R/extend/ckpt.pt" --rewriter "$R/rewriter/ckpt.pt" \
+      "${AGENT[@]}" | tee "$R/agent/evaluate.txt"
+}
+
+START=$SECONDS
+stage 1 "the tiny captioned world + the yardstick (checker, tiny FVD)" "$R/data" stage_1
+stage 2 "recaptioning: a captioner that learns to see" "$R/captioner" stage_2
+stage 3 "patch VAE (4x in time, causal) + the latent cache" "$R/vae_t4" stage_3
+stage 4 "DiT: image first, then video; adherence + tiny FVD; samples" "$R/dit_video" stage_4
+stage 5 "step distillation: 1-8 step student" "$R/distill" stage_5
+stage 6 "prompt rewriting: a tiny LM reads what people type" "$R/rewrite" stage_6
+stage 7 "clip extension: long videos with a bounded context" "$R/extend" stage_7
+stage 8 "the video agent: a film from one request" "$R/agent" stage_8
+echo "== 9. the report"
+python -m minivid.report --runs "$R" --data "$D" --out "$R/report.html"
+echo "done in $((SECONDS - START)) s: open $R/report.html (every stage's tables, curves, samples, the film)"

@@ -351,11 +351,10 @@ def write_gif(path, videos_by, prompts, square_videos, four, k=2):
         for s in names:
             vids.append(videos_by[s][i])
             caps.append(f"{s}: {prompts[i]}")
-    T = vids[0].shape[0]
-    for i in range(k):  # shorter videos: hold their last frame
-        v = square_videos[i]
-        vids.append(np.concatenate([v, np.repeat(v[-1:], T - len(v), axis=0)]))
-        caps.append("pack, 4 prompts: " + " | ".join(four[i]))
+    vids += [square_videos[i] for i in range(k)]
+    caps += ["pack, 4 prompts: " + " | ".join(four[i]) for i in range(k)]
+    T = max(len(v) for v in vids)    # shorter videos hold their last frame
+    vids = [np.concatenate([v, np.repeat(v[-1:], T - len(v), axis=0)]) for v in vids]
     save_grid(path, np.stack(vids), caps, cols=len(names))
 
 

@@ -164,30 +164,36 @@ def frechet(f1, f2):
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(middle).sum())
 
 
-def load_or_train_probe(data_dir, clips=None, specs=None, steps=500):
+def load_or_train_probe(data_dir, clips=None, specs=None, steps=None):
     """The cached probe for `data_dir`, trained first if missing or stale, or finished if its
     training was stopped (Ctrl-C, SIGTERM: the run saved a checkpoint to resume from).
-    `clips`/`specs`: the train clips if the caller already loaded them (else loaded here)."""
+    `clips`/`specs`: the train clips if the caller already loaded them (else loaded here).
+    steps: the probe's training steps; None = whatever the cached probe was trained for
+    (`evaluate data --probe-steps` sets it; every later evaluation reuses that probe), else
+    500."""
     manifest = os.path.join(data_dir, "train", "clips.jsonl")
     if not os.path.exists(manifest):
         raise FileNotFoundError(f"{manifest} not found: the FD probe trains on tiny-world "
                                 f"clips. Make them with: python -m minivid.world --out {data_dir}")
     st = os.stat(manifest)
-    key = f"{st.st_size}-{int(st.st_mtime)}-{steps}"   # a changed dataset retrains the probe
+    key = f"{st.st_size}-{int(st.st_mtime)}"   # a changed dataset retrains the probe
     out = os.path.join(data_dir, "probe")
     path = os.path.join(out, "ckpt.pt")
     resume = False
     if os.path.exists(path):
         ck = checkpoint.load_checkpoint(path, kind="probe")
         if ck["extra"].get("data_key") == key:
-            if ck["step"] >= steps:
+            steps = steps or ck["extra"].get("steps", 500)
+            if ck["extra"].get("steps") == steps and ck["step"] >= steps:
                 probe = Probe(**ck["config"])
                 probe.load_state_dict(ck["model"])
                 return probe.eval()
-            resume = True
+            resume = ck["extra"].get("steps") == steps
+    steps = steps or 500
     if clips is None:
         clips, specs = load_clips(manifest)
-    return train_probe(clips, specs, out, steps=steps, resume=resume, extra={"data_key": key})
+    return train_probe(clips, specs, out, steps=steps, resume=resume,
+                       extra={"data_key": key, "steps": steps})
 
 
 def load_clips(manifest, size=32, frames=16):

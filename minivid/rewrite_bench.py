@@ -222,6 +222,8 @@ def add_args(sub) -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds: rewrite samples and noise")
     p.add_argument("--generated", type=int, default=96, help="generated prompts per part "
                    "(ordinary, held-out words, held-out structures) per seed")
+    p.add_argument("--n", type=int, default=None, help="the first n frozen prompts (default: "
+                   "all; fewer for a quick run)")
     p.add_argument("--temperature", type=float, default=0.8, help="rewriter sampling temperature")
     p.add_argument("--backend", default="local", choices=["local", "openai"], help="local: the "
                    "tiny LM; openai: an OpenAI-compatible endpoint (falls back to local)")
@@ -242,7 +244,7 @@ def run(args) -> dict:
             bench.need(getattr(args, flag), "Train it first (README: prompt rewriting)")
     if (args.mixed or args.better) and not args.ckpt:
         raise SystemExit("error: --mixed and --better need --ckpt (the dense-only DiT)")
-    rows = expect.load(args.prompts)
+    rows = expect.load(args.prompts)[:args.n]
     rewriter = Rewriter.load(args.rewriter, args.temperature)
     if args.backend == "openai":
         rewriter = ApiRewriter(args.llm_url, args.llm_model, timeout=args.llm_timeout,
