@@ -32,20 +32,21 @@ for arg in "$@"; do
   esac
 done
 
+# MINIVID_RUNS=DIR: write everything (the data too) under DIR instead (the tests use it)
 if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
-  R=runs/quick D=runs/quick/tiny_data
+  R=${MINIVID_RUNS:-runs/quick} D=${MINIVID_RUNS:-runs/quick}/tiny_data
   WORLD=(--n-train-images 256 --n-train-clips 192 --n-eval 48 --n-train-long 48 --n-val-long 8 --long-clips 4 --workers 1)
   VAE=40 IMAGE=30 VIDEO=30 STUDENT=20 TRAJ=64 EXTEND=20 REWRITER=40 CAPTIONER=20
   N=16 PROBE=20 STEPS=(--steps 4 16) CAP_N=16 SAMPLE_STEPS=4 FEW=4 TEACHER=(--teacher-steps 4)
   EXT=(--videos 2 --clips 3 --steps 4) AGENT=(--n 2 --seeds 1 --steps 4) LONG=2
   REWRITE=(--n 6 --seeds 1 --generated 8 --steps 4)
 else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
-  R=runs D=tiny_data
-  WORLD=()
-  VAE=3000 IMAGE=3000 VIDEO=1200 STUDENT=1500 TRAJ=4096 EXTEND=500 REWRITER=1000 CAPTIONER=600
-  N=128 PROBE=500 STEPS=(--steps 8 32 100) CAP_N=128 SAMPLE_STEPS=100 FEW=32 TEACHER=()
-  EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2) LONG=4
-  REWRITE=(--seeds 3)
+  R=${MINIVID_RUNS:-runs} D=${MINIVID_RUNS:+$MINIVID_RUNS/}tiny_data
+  WORLD=(--n-train-long 1000)
+  VAE=2500 IMAGE=2000 VIDEO=900 STUDENT=800 TRAJ=2048 EXTEND=400 REWRITER=800 CAPTIONER=400
+  N=128 PROBE=500 STEPS=(--steps 8 32) CAP_N=128 SAMPLE_STEPS=32 FEW=32
+  TEACHER=(--teacher-steps 32 8 1) EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2)
+  LONG=4 REWRITE=(--seeds 2 --generated 48)
 fi
 mkdir -p "$R/logs"
 
