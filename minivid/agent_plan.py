@@ -105,15 +105,11 @@ def split_shots(request: str) -> list[tuple[str, bool]]:
     parts = [p.strip(" ,") for p in CONNECTOR.split(request)]
     out = []
     for p in parts:
-        if not p:
-            continue
         cut = bool(CUT.match(p))
         p = CUT.sub("", p).strip(" ,")
-        if p:
+        if p:                                 # a lone "cut to" with nothing after: no shot
             out.append((p, cut))
-        elif cut and out is not None:
-            out.append(("", True))            # "..., then cut to" with nothing after: kept as
-    return [(p, c) for p, c in out if p]      # a cut marker only if words follow
+    return out
 
 
 def object_words(o: dict) -> str:

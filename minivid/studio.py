@@ -88,7 +88,6 @@ def continuity(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     video = np.concatenate([last, first_clip(after)])
     colours = [o["colour"] for o in fa["objects"]]
     jumps, moves = boundary_stats(video, colours, 2) if colours else ([], [])
-    jumps = [j for j in jumps]
     ratio = float(np.mean(jumps) / max(np.median(moves), 0.5)) if jumps and moves else 0.0
     return hits / max(total, 1), ratio
 

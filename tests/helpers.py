@@ -119,6 +119,20 @@ def make_long_cache(folder, vae, n=24, clips=3):
                 "source": "synthetic", "shift": 0.0, "scale": 1.0})
 
 
+def make_extend_model(d):
+    """A tiny clip-extension model in folder d: VAE + caches, 3 video steps, then 4 extension
+    steps from them (d/vae.pt, d/latents, d/video/ckpt.pt, d/extend/ckpt.pt) -> the flags the
+    trainers share, for a test that trains more from them."""
+    vae = make_vae(d / "vae.pt", seed=0)
+    make_long_cache(d / "latents", vae)
+    common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
+              "--warmup", 2, "--save-every", 2, "--sample-every", 0]
+    run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 3, *common)
+    run("train_extend.py", "--out", d / "extend", "--steps", 4,
+        "--init-from", d / "video" / "ckpt.pt", *common)
+    return common
+
+
 def trainer_flags(d, script):
     """Tiny inputs in folder `d` for every trainer but train_dit.py (made on first use): the
     script's flags, all but --steps and --out. A world on disk for the VAE and the captioner

@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import make_long_cache, make_vae, run
+from helpers import make_extend_model, run
 
 from minivid import captions, extend, extend_bench, history, long_clips, world
 from minivid.checkpoint import load_checkpoint
@@ -205,13 +205,7 @@ def test_08_training_layout():
 def setup(tmp_path_factory):
     """VAE + caches; 3 video steps, then 4 extend steps from them; a 2-step student of it."""
     d = tmp_path_factory.mktemp("extend")
-    vae = make_vae(d / "vae.pt", seed=0)
-    make_long_cache(d / "latents", vae)
-    common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
-              "--warmup", 2, "--save-every", 2, "--sample-every", 0]
-    run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 3, *common)
-    run("train_extend.py", "--out", d / "extend", "--steps", 4,
-        "--init-from", d / "video" / "ckpt.pt", *common)
+    make_extend_model(d)
     run("distill.py", "--teacher", d / "extend" / "ckpt.pt", "--out", d / "student", "--steps",
         2, "--trajectories", 12, "--batch-size", 4, "--step-counts", 1, 2, "--K", 2,
         "--sample-every", 0)

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from fake_llm import FakeLLM
-from helpers import make_long_cache, make_vae, run
+from helpers import make_extend_model, run
 
 from minivid import agent, agent_bench, agent_plan, checker
 from minivid.captions import parse_caption
@@ -232,13 +232,7 @@ def test_08_llm_planner(tmp_path):
 def extend_ckpt(tmp_path_factory):
     """A tiny clip-extension model: 3 video steps, then 4 extension steps."""
     d = tmp_path_factory.mktemp("agent")
-    vae = make_vae(d / "vae.pt", seed=0)
-    make_long_cache(d / "latents", vae)
-    common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
-              "--warmup", 2, "--save-every", 2, "--sample-every", 0]
-    run("train_dit.py", "--stage", "video", "--out", d / "video", "--steps", 3, *common)
-    run("train_extend.py", "--out", d / "extend", "--steps", 4,
-        "--init-from", d / "video" / "ckpt.pt", *common)
+    make_extend_model(d)
     return d
 
 
