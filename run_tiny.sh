@@ -169,4 +169,9 @@ stage 7 "clip extension: long videos with a bounded context" "$R/extend" stage_7
 stage 8 "the video agent: a film from one request" "$R/agent" stage_8
 echo "== 9. the report"
 python -m minivid.report --runs "$R" --data "$D" --out "$R/report.html"
+if [[ $QUICK == 0 ]]; then   # your figures against the README's (fixed steps: they should match)
+  python -m minivid.figures compare docs/main_job_figures.json "$R" > "$R/figures_vs_readme.txt" \
+    && echo "your figures match the README's: $(tail -n 2 "$R/figures_vs_readme.txt" | head -n 1)" \
+    || echo "SOME FIGURES DIFFER from the README's: see $R/figures_vs_readme.txt"
+fi
 echo "done in $((SECONDS - START)) s: open $R/report.html (every stage's tables, curves, samples, the film)"

@@ -185,6 +185,7 @@ def trained(tmp_path_factory):
 #    captioned into a manifest that minivid.data reads unchanged; a corrupt file, a greyscale
 #    picture, a too-small one, an odd-sized one and an over-long one are skipped with a
 #    warning naming each, and counted.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
     rng = np.random.default_rng(8)
     folder = tmp_path / "mine"
@@ -218,6 +219,7 @@ def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
 
 # 9. The caption experiment's plumbing: relabelled manifests (sparse, title) train the DiT
 #    through --captions; a manifest that does not match the cache is refused by name.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_09_relabel_and_train_on_other_captions(trained, tmp_path):
     m = trained / "data" / "train" / "clips.jsonl"
     run("minivid/captioner.py", "relabel", "--kind", "title", "--data", m, "--out",
@@ -233,6 +235,7 @@ def test_09_relabel_and_train_on_other_captions(trained, tmp_path):
 # 10. evaluate captions: a row per condition (clean, images, compositional, each
 #     perturbation) for ground truth, rule and learned; calibration bins; a final JSON line.
 #     The ground truth rebuilds the clean clips exactly; the rule too.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_evaluate_captions(trained, tmp_path):
     r = run("minivid/evaluate.py", "captions", "--data", trained / "data", "--captioner",
             trained / "cap" / "ckpt.pt", "--n", 6, "--plot", tmp_path / "c.png")
@@ -252,6 +255,7 @@ def test_10_evaluate_captions(trained, tmp_path):
 #     by the whole batch's word count, so the mean of the ranks' losses (what DDP's gradient
 #     average follows) is the one-process loss. And the checkpoint names its trainer and
 #     carries the confidence's Platt fit and its outside-the-world line.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_11_loss_split_over_ranks_is_the_whole(trained):
     model = tiny_model()
     u8, caps, stills, _ = caption_data.training_batch(np.random.default_rng(11), 6)

@@ -22,6 +22,9 @@ from helpers import make_cache, make_vae, run
 
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.slow  # real runs of train_dit.py and sample.py (the quick path in
+#                                 tests/test_09f runs them end to end in the default tier)
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

@@ -304,6 +304,7 @@ def trained(tmp_path_factory):
 #    checkpoint in the one format: kind "rewriter", the EMA weights, a config that rebuilds
 #    the model alone (its vocabulary and n-gram buckets), and the report of its readings on
 #    generated prompts it never saw.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_09_train_rewriter_script(trained):
     ck = load_checkpoint(trained, kind="rewriter")
     assert ck["step"] == 40 and ck["config"]["grams"] > 0 and ck["config"]["vocab"][:6] == \
@@ -326,6 +327,7 @@ PROMPTS = ["a red circle", "a circle that is not red", "a small blue square to t
 #     fillings. Whatever the (weak) LM writes, a rewrite's caption describes exactly its scene;
 #     a sample from the LM passed the guard against its own reading; and a scene the world
 #     cannot show comes only with a warning saying so.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_seeded_and_always_valid(trained):
     rw = rewrite.Rewriter.load(trained)
     texts = []
@@ -346,6 +348,7 @@ def test_10_seeded_and_always_valid(trained):
 #     prompt is cut, with a note; other scripts, other languages and things the world lacks
 #     are read without a crash and reported. A checkpoint from before the LM read raw prompts
 #     (no n-gram buckets in its config) is refused with the command that retrains it.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_11_bad_input(trained, tmp_path):
     rw = rewrite.Rewriter.load(trained)
     for bad in ("", "   \n\t"):
@@ -415,6 +418,7 @@ class _Endpoint(http.server.BaseHTTPRequestHandler):
 #     status, malformed JSON, a server that answers only after the timeout and an unreachable
 #     URL each fall back to the local rewriter with a note per try, and the API key appears in
 #     no note.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_12_adapter_with_a_local_server(trained):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
     server.handle_error = lambda *args: None   # the slow mode's client hung up: expected

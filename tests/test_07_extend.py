@@ -214,6 +214,7 @@ def setup(tmp_path_factory):
 
 # 9. train_extend.py: the coarse kernels start from the video model's patch embedding, the
 #    clean flag trains, the checkpoint says what it is.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_09_extend_checkpoint(setup):
     d = setup
     video = load_checkpoint(d / "video" / "ckpt.pt", kind="dit")
@@ -230,6 +231,7 @@ def test_09_extend_checkpoint(setup):
 
 # 10. sample.py --extend: one long GIF of 1 + 16 N frames, teacher and student; one prompt per
 #     clip works too; bad requests fail with the fix named.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_sample_extend(setup):
     from minivid.data import read_frames
     d = setup
@@ -253,6 +255,7 @@ def test_10_sample_extend(setup):
 
 # 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
 #     per clip: tokens, ms, identity; the per-clip-prompt and four-prompt scores.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_11_evaluate_extend(setup, tmp_path):
     d = setup
     data = tmp_path / "data"
@@ -285,6 +288,7 @@ def test_11_evaluate_extend(setup, tmp_path):
 #     the new clip does not change them) and adds a clip; a history that is not whole clips
 #     of the model's size is refused with the shape it needs. And identity by part: a clip
 #     against itself is whole; a smaller object costs the size part only.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_12_continue_a_given_history(setup):
     from minivid.sampling import Pipeline, encode_uint8
     pipe = Pipeline(setup / "extend" / "ckpt.pt")
@@ -307,6 +311,7 @@ def test_12_continue_a_given_history(setup):
 
 
 # 13. Bad requests to the extension tools fail early and name the fix.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_13_bad_inputs(setup, tmp_path):
     d = setup
     data = tmp_path / "data"

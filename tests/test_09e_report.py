@@ -15,13 +15,14 @@ report must say so, never crash.
 import base64
 import json
 import os
+import re
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from minivid import report
+from minivid import figures, report
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
@@ -220,3 +221,41 @@ def test_07_command(fake, tmp_path, capsys):
     with pytest.raises(SystemExit):
         report.main(["--help"])
     assert "(default: runs/report.html)" in capsys.readouterr().out
+
+
+# 8. The figures a reader checks (minivid/figures.py): a run's figures are frozen into one
+#    JSON file; another run is compared figure by figure. Equal figures pass; a PSNR 0.2 dB
+#    off passes (0.3 dB allowed), an adherence 0.02 off fails (0.01 allowed) and exits 1;
+#    timings never count; a stage the run lacks is named, so is a file that is not figures.
+def test_08_figures_frozen_and_compared(tmp_path, capsys):
+    def run_folder(name, psnr, adherence, seconds):
+        runs = tmp_path / name
+        write(f"{runs}/vae_t4/evaluate.txt", "table\n" + json.dumps(
+            {"eval": "vae", "psnr_clips": psnr, "threads": 2, "ckpt": "a/b.pt"}) + "\n")
+        write(f"{runs}/dit_video/evaluate.txt", json.dumps(
+            {"eval": "dit", "adherence_val@32": adherence, "sample_s_per_video@32": seconds,
+             "per_clip": [{"identity": 0.9, "ms": seconds}]}) + "\n")
+        return str(runs)
+
+    ref = run_folder("ref", 30.8, 0.761, 0.5)
+    frozen = str(tmp_path / "figures.json")
+    figures.main(["save", ref, frozen])
+    assert json.load(open(frozen)) == {"vae_t4": {"psnr_clips": 30.8},
+                                       "dit_video": {"adherence_val@32": 0.761,
+                                                     "per_clip.0.identity": 0.9}}
+    same = figures.main(["compare", frozen, run_folder("same", 30.8, 0.761, 9.9)])
+    assert (same["same"], same["within"], same["outside"]) == (3, 0, [])
+    near = figures.main(["compare", frozen, run_folder("near", 31.0, 0.765, 0.5)])
+    assert (near["same"], near["within"], near["outside"]) == (1, 2, [])
+    with pytest.raises(SystemExit) as e:
+        figures.main(["compare", frozen, run_folder("far", 30.8, 0.781, 0.5)])
+    assert e.value.code == 1 and "dit_video/adherence_val@32" in capsys.readouterr().out
+    (tmp_path / "part" / "vae_t4").mkdir(parents=True)
+    part = run_folder("part", 30.8, 0.761, 0.5)
+    os.remove(f"{part}/dit_video/evaluate.txt")
+    assert figures.main(["compare", frozen, part])["missing"] == ["dit_video"]
+    for bad, why in ((str(tmp_path / "empty"), "run `bash run_tiny.sh` first"),
+                     (str(tmp_path / "ref" / "vae_t4" / "evaluate.txt"), "cannot read")):
+        os.makedirs(tmp_path / "empty", exist_ok=True)
+        with pytest.raises(SystemExit, match=re.escape(why)):
+            figures.main(["compare", bad, ref] if why == "cannot read" else ["compare", frozen, bad])
