@@ -37,16 +37,17 @@ if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
   R=${MINIVID_RUNS:-runs/quick} D=${MINIVID_RUNS:-runs/quick}/tiny_data
   WORLD=(--n-train-images 256 --n-train-clips 192 --n-eval 48 --n-train-long 48 --n-val-long 8 --long-clips 4 --workers 1)
   VAE=40 IMAGE=30 VIDEO=30 STUDENT=20 TRAJ=64 EXTEND=20 REWRITER=40 CAPTIONER=20
-  N=16 PROBE=20 STEPS=(--steps 4 16) CAP_N=16 SAMPLE_STEPS=4 FEW=4 TEACHER=(--teacher-steps 4)
-  EXT=(--videos 2 --clips 3 --steps 4) AGENT=(--n 2 --seeds 1 --steps 4) LONG=2
-  REWRITE=(--n 6 --seeds 1 --generated 8 --steps 4)
+  N=8 PROBE=20 STEPS=(--steps 2 4) CAP_N=16 SAMPLE_STEPS=2 FEW=2 TEACHER=(--teacher-steps 2)
+  EXT=(--videos 2 --clips 3 --steps 2) AGENT=(--n 2 --seeds 1 --steps 2) LONG=2
+  REWRITE=(--n 6 --seeds 1 --generated 4 --steps 2) FILM=(--steps 2 --candidates 2 --rounds 2)
+  CHECK=(--check-prompts 4)
 else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
   R=${MINIVID_RUNS:-runs} D=${MINIVID_RUNS:+$MINIVID_RUNS/}tiny_data
   WORLD=(--n-train-long 1000)
   VAE=2500 IMAGE=2000 VIDEO=900 STUDENT=800 TRAJ=2048 EXTEND=400 REWRITER=800 CAPTIONER=400
   N=128 PROBE=500 STEPS=(--steps 8 32) CAP_N=128 SAMPLE_STEPS=32 FEW=32
   TEACHER=(--teacher-steps 32 8 1) EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2)
-  LONG=4 REWRITE=(--seeds 2 --generated 48)
+  LONG=4 REWRITE=(--seeds 2 --generated 48) FILM=() CHECK=()
 fi
 mkdir -p "$R/logs"
 
@@ -128,7 +129,7 @@ stage_5() {  # step distillation: a student that samples in 1, 2, 4 or 8 steps, 
 }
 
 stage_6() {  # prompt rewriting: a tiny LM reads what people type and writes dense descriptions
-  python train_rewriter.py --out "$R/rewriter" --steps $REWRITER $(resume "$R/rewriter")
+  python train_rewriter.py --out "$R/rewriter" --steps $REWRITER "${CHECK[@]}" $(resume "$R/rewriter")
   python -m minivid.rewrite --ckpt "$R/rewriter/ckpt.pt" "two red circles" "a circle that is not red" \
       "a dog" | tee "$R/rewriter/rewrites.txt"
   python -m minivid.evaluate rewrite --rewriter "$R/rewriter/ckpt.pt" --ckpt "$R/dit_video/ckpt.pt" \
@@ -153,7 +154,7 @@ stage_7() {  # clip extension: long videos clip by clip, the history as context 
 
 stage_8() {  # the video agent: plan, generate, check, retry, stitch; one film, then the bench
   python -m minivid.agent "a red ball rolls right, then it moves up slowly; cut to a small white square that bounces. about 12 seconds" \
-      --ckpt "$R/extend/ckpt.pt" --rewriter "$R/rewriter/ckpt.pt" --out "$R/agent/film.mp4"
+      --ckpt "$R/extend/ckpt.pt" --rewriter "$R/rewriter/ckpt.pt" --out "$R/agent/film.mp4" "${FILM[@]}"
   python -m minivid.evaluate agent --ckpt "$R/extend/ckpt.pt" --rewriter "$R/rewriter/ckpt.pt" \
       "${AGENT[@]}" | tee "$R/agent/evaluate.txt"
 }
