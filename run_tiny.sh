@@ -35,19 +35,19 @@ done
 # MINIVID_RUNS=DIR: write everything (the data too) under DIR instead (the tests use it)
 if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
   R=${MINIVID_RUNS:-runs/quick} D=${MINIVID_RUNS:-runs/quick}/tiny_data
-  WORLD=(--n-train-images 256 --n-train-clips 192 --n-eval 48 --n-train-long 48 --n-val-long 8 --long-clips 4 --workers 1)
-  VAE=40 IMAGE=30 VIDEO=30 STUDENT=20 TRAJ=64 EXTEND=20 REWRITER=40 CAPTIONER=20
-  N=8 PROBE=20 STEPS=(--steps 2 4) CAP_N=16 SAMPLE_STEPS=2 FEW=2 TEACHER=(--teacher-steps 2)
-  EXT=(--videos 2 --clips 3 --steps 2) AGENT=(--n 2 --seeds 1 --steps 2) LONG=2
-  REWRITE=(--n 6 --seeds 1 --generated 4 --steps 2) FILM=(--steps 2 --candidates 2 --rounds 2)
-  CHECK=(--check-prompts 4)
+  WORLD=(--n-train-images 128 --n-train-clips 96 --n-eval 24 --n-train-long 24 --n-val-long 4 --long-clips 4 --workers 1)
+  VAE=16 IMAGE=10 VIDEO=10 STUDENT=8 TRAJ=16 EXTEND=8 REWRITER=16 CAPTIONER=8 BATCH=(--batch-size 8)
+  N=4 PROBE=8 STEPS=(--steps 2 4) CAP_N=8 SAMPLE_STEPS=2 FEW=2 TEACHER=(--teacher-steps 2)
+  EXT=(--videos 2 --clips 3 --steps 2) AGENT=(--n 1 --seeds 1 --steps 2) LONG=2
+  REWRITE=(--n 3 --seeds 1 --generated 2 --steps 2) FILM=(--steps 2 --candidates 2 --rounds 2)
+  CHECK=(--check-prompts 2 --scenes 512) CALIB=(--calibration 64)
 else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
   R=${MINIVID_RUNS:-runs} D=${MINIVID_RUNS:+$MINIVID_RUNS/}tiny_data
   WORLD=(--n-train-long 1000)
   VAE=2500 IMAGE=2000 VIDEO=900 STUDENT=800 TRAJ=2048 EXTEND=400 REWRITER=800 CAPTIONER=400
   N=128 PROBE=500 STEPS=(--steps 8 32) CAP_N=128 SAMPLE_STEPS=32 FEW=32
   TEACHER=(--teacher-steps 32 8 1) EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2)
-  LONG=4 REWRITE=(--seeds 2 --generated 48) FILM=() CHECK=()
+  LONG=4 REWRITE=(--seeds 2 --generated 48) FILM=() CHECK=() BATCH=() CALIB=()
 fi
 mkdir -p "$R/logs"
 
@@ -91,7 +91,7 @@ stage_1() {  # the tiny captioned world (images + clips, dense/sparse captions),
 
 stage_2() {  # a captioner that learns to see (pixels -> dense captions), the blind-person test
   python -m minivid.footage --demo "$R/captioner/footage.png"      # the damage it trains on
-  python train_captioner.py --data "$D" --out "$R/captioner" --steps $CAPTIONER $(resume "$R/captioner")
+  python train_captioner.py --data "$D" --out "$R/captioner" --steps $CAPTIONER "${CALIB[@]}" "${BATCH[@]}" $(resume "$R/captioner")
   mkdir -p "$R/captioner/uncaptioned"        # a user's folder: media, no captions at all
   cp "$D"/val/clips/00000[0-5].gif "$D"/val/images/00000[0-1].png "$R/captioner/uncaptioned/"
   python -m minivid.captioner caption --ckpt "$R/captioner/ckpt.pt" --data "$R/captioner/uncaptioned" \
@@ -101,23 +101,23 @@ stage_2() {  # a captioner that learns to see (pixels -> dense captions), the bl
 }
 
 stage_3() {  # patch VAE, 4x in time (causal, 1 + 4k frames), then the latent cache
-  python train_vae.py --preset tiny-t4 --data "$D" --out "$R/vae_t4" --steps $VAE $(resume "$R/vae_t4")
+  python train_vae.py --preset tiny-t4 --data "$D" --out "$R/vae_t4" --steps $VAE "${BATCH[@]}" $(resume "$R/vae_t4")
   python -m minivid.evaluate vae --ckpt "$R/vae_t4/ckpt.pt" --data "$D" | tee "$R/vae_t4/evaluate.txt"
   python -m minivid.latents --vae "$R/vae_t4/ckpt.pt" --data "$D" --out "$R/latents"
 }
 
 stage_4() {  # the DiT: an image model first, then fine-tuned on video; its evaluation; samples
   local lat=(--vae "$R/vae_t4/ckpt.pt" --latents "$R/latents")
-  python train_dit.py --stage image "${lat[@]}" --out "$R/dit_image" --steps $IMAGE $(resume "$R/dit_image")
+  python train_dit.py --stage image "${lat[@]}" --out "$R/dit_image" --steps $IMAGE "${BATCH[@]}" $(resume "$R/dit_image")
   python train_dit.py --stage video "${lat[@]}" --init-from "$R/dit_image/ckpt.pt" \
-      --out "$R/dit_video" --steps $VIDEO $(resume "$R/dit_video")
+      --out "$R/dit_video" --steps $VIDEO "${BATCH[@]}" $(resume "$R/dit_video")
   python -m minivid.evaluate dit --ckpt "$R/dit_video/ckpt.pt" --data "$D" --n $N "${STEPS[@]}" \
       | tee "$R/dit_video/evaluate.txt"
   python sample.py --ckpt "$R/dit_video/ckpt.pt" --steps $SAMPLE_STEPS --out "$R/samples" "${PROMPTS[@]}"
 }
 
 stage_5() {  # step distillation: a student that samples in 1, 2, 4 or 8 steps, guidance folded in
-  python distill.py --teacher "$R/dit_video/ckpt.pt" --out "$R/distill" --steps $STUDENT \
+  python distill.py --teacher "$R/dit_video/ckpt.pt" --out "$R/distill" --steps $STUDENT "${BATCH[@]}" \
       --trajectories $TRAJ $(resume "$R/distill")
   python -m minivid.evaluate distill --teacher "$R/dit_video/ckpt.pt" --student "$R/distill/ckpt.pt" \
       --data "$D" --n $N "${TEACHER[@]}" --gif "$R/distill/transfer.gif" | tee "$R/distill/evaluate.txt"
@@ -129,7 +129,7 @@ stage_5() {  # step distillation: a student that samples in 1, 2, 4 or 8 steps, 
 }
 
 stage_6() {  # prompt rewriting: a tiny LM reads what people type and writes dense descriptions
-  python train_rewriter.py --out "$R/rewriter" --steps $REWRITER "${CHECK[@]}" $(resume "$R/rewriter")
+  python train_rewriter.py --out "$R/rewriter" --steps $REWRITER "${BATCH[@]}" "${CHECK[@]}" $(resume "$R/rewriter")
   python -m minivid.rewrite --ckpt "$R/rewriter/ckpt.pt" "two red circles" "a circle that is not red" \
       "a dog" | tee "$R/rewriter/rewrites.txt"
   python -m minivid.evaluate rewrite --rewriter "$R/rewriter/ckpt.pt" --ckpt "$R/dit_video/ckpt.pt" \
@@ -143,7 +143,7 @@ stage_6() {  # prompt rewriting: a tiny LM reads what people type and writes den
 
 stage_7() {  # clip extension: long videos clip by clip, the history as context (full/window/pack)
   python train_extend.py --vae "$R/vae_t4/ckpt.pt" --latents "$R/latents" \
-      --init-from "$R/dit_video/ckpt.pt" --out "$R/extend" --steps $EXTEND $(resume "$R/extend")
+      --init-from "$R/dit_video/ckpt.pt" --out "$R/extend" --steps $EXTEND "${BATCH[@]}" $(resume "$R/extend")
   python -m minivid.evaluate extend --ckpt "$R/extend/ckpt.pt" --data "$D" "${EXT[@]}" \
       --plot "$R/extend/extend.png" --gif "$R/extend/strategies.gif" | tee "$R/extend/evaluate.txt"
   for context in full window pack; do

@@ -43,15 +43,19 @@ p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="model si
 p.add_argument("--ema-decay", type=float, default=0.99, help="EMA decay (after its warmup)")
 p.add_argument("--word-dropout", type=float, default=0.1, help="prompt words whose id becomes "
                "<unk> (their n-grams stay): teaches reading words it has no id for")
+p.add_argument("--scenes", type=int, default=8192, help="world scenes drawn once for the "
+               "prompts to be written about (drawing one costs more than writing a prompt)")
 p.add_argument("--check-prompts", type=int, default=64, help="generated prompts per held-out "
                "part whose readings are checked at the end (0: skip)")
 add_run_args(p, out="runs/rewriter", lr=3e-3, warmup=50, batch_size=64, save_every=200)
 args = p.parse_args()
 check_run_args(p, args)
+if args.scenes < 1:
+    p.error(f"--scenes {args.scenes} must be >= 1 (the pool prompts are written about)")
 if not 0 <= args.word_dropout < 1:
     p.error(f"--word-dropout {args.word_dropout} must be in [0, 1)")
 TRAJECTORY = ["preset", "steps", "batch_size", "lr", "warmup", "ema_decay", "word_dropout",
-              "seed", "precision"]
+              "scenes", "seed", "precision"]
 
 # ----------------------------------------------------------------------------- 1. data
 dist = dist_setup(args.device)
@@ -64,7 +68,7 @@ else:
         PRESETS[args.preset], vocab=rewrite.build_vocabulary()))
 cfg = GPTConfig(**config)
 index = {w: i for i, w in enumerate(cfg.vocab)}
-pool = rewrite.scene_pool(8192, args.seed)     # the scenes prompts are written about
+pool = rewrite.scene_pool(args.scenes, args.seed)     # the scenes prompts are written about
 print0(f"rewriter: vocabulary {len(cfg.vocab)} words, {cfg.grams} n-gram buckets")
 
 # ----------------------------------------------------------------------------- 2. model

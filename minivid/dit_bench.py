@@ -135,7 +135,7 @@ def dit_report(ckpt, data_dir="tiny_data", steps_list=(1, 2, 4, 8, 16, 32, 100),
     prompts = {s: bench.captions(data_dir, s, kind, n) for s in ("val", "test")}
     if kind == "clips" and os.path.exists(HANDWRITTEN):  # dense, in sentences of people's own
         with open(HANDWRITTEN) as f:                     # structures; 4 noise draws each
-            rows = [json.loads(line) for line in f] * 4
+            rows = ([json.loads(line) for line in f] * 4)[:n]  # (all 120 when n >= 120)
         prompts["handwritten"] = [r["prompt"] for r in rows]
         # ... and the world's own captions of the very same scenes: the gap is the language
         rng = np.random.default_rng(0)

@@ -14,3 +14,16 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import torch  # noqa: E402  (after the variable, so that torch's pool starts with one thread)
 
 torch.set_num_threads(1)
+
+# The two long files (the quick path of the main job, the notebooks) go first when xdist runs
+# the suite (`-n auto --dist loadfile`): each worker starts one, and the short files fill in
+# around them. In collection order they would come last, and one worker could end up running
+# both after the rest. Only on xdist workers: a plain `pytest` keeps the numbered order.
+LONG_FIRST = ("test_09f_main_job.py", "test_09d_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order kept
