@@ -44,10 +44,10 @@ if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
 else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
   R=${MINIVID_RUNS:-runs} D=${MINIVID_RUNS:+$MINIVID_RUNS/}tiny_data
   WORLD=(--n-train-long 1000)
-  VAE=2500 IMAGE=2000 VIDEO=900 STUDENT=800 TRAJ=2048 EXTEND=400 REWRITER=800 CAPTIONER=400
-  N=128 PROBE=500 STEPS=(--steps 8 32) CAP_N=128 SAMPLE_STEPS=32 FEW=32
-  TEACHER=(--teacher-steps 32 8 1) EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 12 --seeds 2)
-  LONG=4 REWRITE=(--seeds 2 --generated 48) FILM=() CHECK=() BATCH=() CALIB=()
+  VAE=2000 IMAGE=1600 VIDEO=750 STUDENT=640 TRAJ=1536 EXTEND=350 REWRITER=640 CAPTIONER=300
+  N=96 PROBE=400 STEPS=(--steps 8 32) CAP_N=96 SAMPLE_STEPS=32 FEW=32
+  TEACHER=(--teacher-steps 8 1) EXT=(--videos 8 --clips 8 --steps 16) AGENT=(--n 10 --seeds 2)
+  LONG=4 REWRITE=(--seeds 2 --generated 48 --steps 16) FILM=() CHECK=() BATCH=() CALIB=()
 fi
 mkdir -p "$R/logs"
 

@@ -38,6 +38,9 @@ from minivid.training import batch_indices
 p = argparse.ArgumentParser(description="Teach the video DiT to continue clips (clip extension).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 add_stage_args(p)
+p.add_argument("--piece-noise", type=float, default=0.0, help="0: the whole history at one "
+               "noise level tau ~ U(0, 0.1); > 0: each packed piece at its own tau ~ U(0, this), "
+               "the anchor (frame 0) exactly clean, as in Diffusion Forcing (issue 22: try 0.5)")
 p.add_argument("--anchor", default="full", choices=ANCHORS, help="where the packed context "
                "puts the video's first frame: full = at full resolution from clip 2 on; "
                "coarse = at kernel 2 once it is older than the kept window (the old layout)")
@@ -46,6 +49,8 @@ args = p.parse_args()
 check_run_args(p, args, "grad_accum")
 if not (args.init_from or args.resume):
     p.error("train_extend.py continues a video model: pass --init-from runs/dit_video/ckpt.pt")
+if not 0 <= args.piece_noise <= 1:
+    p.error(f"--piece-noise {args.piece_noise} must be in [0, 1] (a flow time; 0 turns it off)")
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
@@ -62,13 +67,17 @@ N, C, T, h, w = X.shape
 captions, CLIPS = extend.long_captions(lat.train, lat.paths["train"])  # caption of every row
 # where pack puts frame 0: the run's own choice, kept on --resume (history.ANCHORS)
 ANCHOR = run.resumed["extra"].get("anchor", "coarse") if run.resumed else args.anchor
+# per-piece noise levels (history.noise_pieces): the run's own choice too, kept on --resume
+PIECE = run.resumed["extra"].get("piece_noise", 0.0) if run.resumed else args.piece_noise
+if PIECE and ANCHOR != "full":
+    raise ValueError("--piece-noise keeps the anchor clean: it needs --anchor full")
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
 # the first); it trained on long clips of long_frames
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, "extend", latent_frames=extend.FIRST, frames=16,
-    long_frames=int(lat.train["frames"]), anchor=ANCHOR), history=True)
+    long_frames=int(lat.train["frames"]), anchor=ANCHOR, piece_noise=PIECE), history=True)
 tokens = stage.model["text"].tokenizer(captions)  # every caption, once
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
@@ -77,14 +86,14 @@ val_batches = []  # every history length once per CLIPS val clips, packed
 if lat.val is not None:
     vx = lat.normalised(lat.val, 128).to(device)
     val_batches = extend.val_batches(vx, *val_draws(vx, args.t_mean), lat.val, CLIPS,
-                                     stage.model["text"].tokenizer, ANCHOR)
+                                     stage.model["text"].tokenizer, ANCHOR, PIECE > 0)
 
 
 def preview():
     """4 long videos of 4 clips from the EMA model, packed history, one val prompt each."""
     prompts = list(lat.val["captions"][:4])
     z = sample_long(ema_model(config, stage), prompts, 4, "pack", steps=30, latent_hw=(h, w),
-                    anchor=ANCHOR)
+                    anchor=ANCHOR, piece_noise=PIECE > 0)
     videos = decode_latents(lat.vae, z * lat.train["scale"] + lat.train["shift"], frames_of(4))
     save_grid(os.path.join(args.out, f"samples_{run.step:06d}.gif"), videos, prompts)
 
@@ -99,7 +108,7 @@ for step in run:
     # The step's randomness for the GLOBAL batch, from (seed, step); this rank keeps its rows.
     # Its layout (history length, strategy) is the whole batch's: one shape per batch.
     g_cpu, g_dev = step_generator(args.seed, step), step_generator(args.seed, step, device, 1)
-    lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine, ANCHOR)
+    lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine, ANCHOR, PIECE)
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
     t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
     noise = torch.randn((args.batch_size, C, lay.frames, h, w), generator=g_dev,

@@ -101,7 +101,8 @@ class Prefix:
     tokens: (B, Nc, D) embedded tokens, their 2-D space position already added
     frame:  (Nc,) float frame position of each token: the newest clean frame is 0, so the
             noisy frames after it are 1..T (a coarse token: the mean of the frames it covers)
-    t:      (B,) the flow time the tokens are at (a little noise), or None: 0, exactly clean
+    t:      (B,) the flow time the tokens are at (a little noise), (B, Nc) one per token
+            (per-piece levels, minivid/history.py: noise_pieces), or None: 0, exactly clean
     """
     tokens: torch.Tensor
     frame: torch.Tensor
@@ -136,11 +137,13 @@ def modulate(x, shift, scale):
 
 def per_token(mod, mod_clean, Nc: int, N: int):
     """The adaLN outputs of the noisy tokens, mod (B, D), and of the Nc clean context tokens
-    in front of them, mod_clean (B, D) or None -> (B, 1, D) or (B, N, D)."""
+    in front of them, mod_clean (B, D), (B, Nc, D) (one per token) or None -> (B, 1, D) or
+    (B, N, D)."""
     if not Nc:
         return mod[:, None]
-    return torch.cat([mod_clean[:, None].expand(-1, Nc, -1),
-                      mod[:, None].expand(-1, N - Nc, -1)], dim=1)
+    if mod_clean.dim() == 2:
+        mod_clean = mod_clean[:, None].expand(-1, Nc, -1)
+    return torch.cat([mod_clean, mod[:, None].expand(-1, N - Nc, -1)], dim=1)
 
 
 class TimestepEmbedder(nn.Module):
@@ -200,9 +203,9 @@ class DiTBlock(nn.Module):
 
     def forward(self, x, c, text, text_mask, rope, c_clean=None, Nc: int = 0):
         """x: (B, N, D), c: (B, D), text: (B, L, D), text_mask: (B, L) -> (B, N, D).
-        c_clean (B, D): the condition of the first Nc tokens (clean context, time 0)."""
+        c_clean (B, D) or (B, Nc, D): the condition of the first Nc tokens (clean context)."""
         mods = self.ada(c).chunk(6, dim=1)                                # 6 x (B, D)
-        clean = self.ada(c_clean).chunk(6, dim=1) if Nc else [None] * 6
+        clean = self.ada(c_clean).chunk(6, dim=-1) if Nc else [None] * 6
         shift1, scale1, gate1, shift3, scale3, gate3 = (per_token(m, mc, Nc, x.shape[1])
                                                         for m, mc in zip(mods, clean))
         x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
@@ -334,10 +337,11 @@ class DiT(nn.Module):
             return None
         Nc = cond.tokens.shape[1]
         if (cond.tokens.shape != (B, Nc, self.cfg.dim) or cond.frame.shape != (Nc,)
-                or (cond.t is not None and cond.t.shape != (B,))):
+                or (cond.t is not None and cond.t.shape not in ((B,), (B, Nc)))):
             raise ValueError(f"clean tokens {tuple(cond.tokens.shape)}, frames "
                              f"{tuple(cond.frame.shape)}: expected (B, Nc, D) = ({B}, Nc, "
-                             f"{self.cfg.dim}), one frame per token and a time t of shape ({B},)")
+                             f"{self.cfg.dim}), one frame per token and a time t of shape ({B},) "
+                             f"or ({B}, Nc)")
         return cond
 
     def check_inputs(self, x, text, text_mask, d) -> None:
@@ -361,7 +365,8 @@ class DiT(nn.Module):
     def condition(self, t, text, text_mask, d, pre):
         """The adaLN conditions (B, D): c, of the noisy tokens, is time t + the mean-pooled
         caption (+ the step size d); c_clean, of the clean tokens, is the same at the prefix's
-        own time (0, or the little noise it was given), or None without clean tokens."""
+        own time (0, or the little noise it was given; (B, Nc, D) when each token has its
+        own time), or None without clean tokens."""
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
         te = self.t_embed(t)                                           # (B, D)
         c = te + self.pool_proj(pooled)                                # (B, D)
@@ -370,6 +375,9 @@ class DiT(nn.Module):
         if pre is None:
             return c, None
         t_clean = torch.zeros_like(t) if pre.t is None else pre.t.to(t.dtype)
+        if t_clean.dim() == 2:                                         # (B, Nc): per token
+            B, Nc = t_clean.shape
+            return c, (c - te)[:, None] + self.t_embed(t_clean.reshape(-1)).view(B, Nc, -1)
         return c, c - te + self.t_embed(t_clean)                       # (B, D)
 
     def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0, Nc: int | None = None) -> int:

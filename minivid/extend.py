@@ -12,7 +12,9 @@ generator, so 1 process and N, and a resumed run, draw the same:
     strategy, window   how the history is packed (pack 70%, window 15%, full 15%)
     the example        long clip i -> history = its first 1 + 4 hc latent frames, noised a
                        little (to tau ~ U(0, 0.1), history.TRAIN_NOISE), packed; x0 = the 4
-                       latent frames after them (the first clip's 5 for hc = 0)
+                       latent frames after them (the first clip's 5 for hc = 0). With
+                       per-piece noise (--piece-noise MAX): packed first, then each piece to
+                       its own tau ~ U(0, MAX), the anchor (frame 0) exactly clean
     its caption        the next clip's own caption, or (30%) only WHO is in it, the history
                        deciding how they move: what a one-prompt long video gives later clips
 
@@ -31,8 +33,8 @@ from dataclasses import dataclass
 import torch
 
 from minivid.captions import strip_motion
-from minivid.history import (FIRST, NEW, SAMPLE_NOISE, STRATEGIES, TRAIN_NOISE, build_context,
-                             context_tokens, noise_history)
+from minivid.history import (FIRST, NEW, PACK, SAMPLE_NOISE, STRATEGIES, TRAIN_NOISE,
+                             build_context, context_tokens, noise_history, noise_pieces)
 
 LAYOUTS = {"pack": 0.7, "window": 0.15, "full": 0.15}  # how often each strategy is trained
 P_WHO_ONLY = 0.3        # continuation captions reduced to who is in the clip (strip_motion)
@@ -90,8 +92,10 @@ class StepLayout:
     strategy: str              # how the history is packed (history.STRATEGIES)
     window: int                # frames the window strategy keeps
     who_only: torch.Tensor     # (B,) bool: the who-only caption
-    tau: torch.Tensor          # (B,) the flow time the history is noised to
+    tau: torch.Tensor          # (B,) the flow time the history is noised to; (B, MAX_PIECES)
+                               # with per-piece noise: one time per piece (the anchor's unused)
     anchor: str = "coarse"     # where pack puts frame 0 (history.ANCHORS)
+    piece_noise: bool = False  # each piece at its own time, the anchor clean (noise_pieces)
 
     @property
     def frames(self) -> int:
@@ -109,6 +113,10 @@ class StepLayout:
         tau, packed by the strategy, a Context, or None for hc = 0)."""
         history, x0 = split_example(z, self.hc)
         tau = self.tau[rows].to(z.device)
+        if self.piece_noise:       # pack the history and its noise alike, then noise by piece
+            return x0, noise_pieces(
+                build_context(history, self.strategy, self.window, None, self.anchor),
+                build_context(noise, self.strategy, self.window, None, self.anchor), tau)
         history = noise_history(history, tau, noise=noise)
         return x0, build_context(history, self.strategy, self.window, tau, self.anchor)
 
@@ -117,18 +125,27 @@ class StepLayout:
         return idx * clips + self.hc + n * clips * self.who_only[rows].long()
 
 
-def draw_layout(g, batch: int, clips: int, mine, anchor: str = "coarse") -> StepLayout:
+MAX_PIECES = len(PACK) + 1   # pack's pieces and the anchor: the most a context has
+
+
+def draw_layout(g, batch: int, clips: int, mine, anchor: str = "coarse",
+                piece_noise: float = 0.0) -> StepLayout:
     """The step's layout from its CPU generator g, drawn for the global batch; `mine`: this
-    rank's rows (common.rank_rows); anchor: where pack puts frame 0 (history.ANCHORS)."""
+    rank's rows (common.rank_rows); anchor: where pack puts frame 0 (history.ANCHORS);
+    piece_noise: 0 = one time tau ~ U(0, TRAIN_NOISE) for the whole history, > 0 = one
+    tau ~ U(0, piece_noise) per piece, the anchor clean (Diffusion Forcing)."""
     hc, strategy, window = training_layout(g, clips)
     who_only = (torch.rand(batch, generator=g) < P_WHO_ONLY)[mine]
     who_only &= hc > 0
-    tau = (TRAIN_NOISE * torch.rand(batch, generator=g))[mine]
-    return StepLayout(hc, strategy, window, who_only, tau, anchor)
+    if piece_noise:
+        tau = (piece_noise * torch.rand(batch, MAX_PIECES, generator=g))[mine]
+    else:
+        tau = (TRAIN_NOISE * torch.rand(batch, generator=g))[mine]
+    return StepLayout(hc, strategy, window, who_only, tau, anchor, piece_noise > 0)
 
 
 def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer,
-                anchor: str = "coarse") -> list[dict]:
+                anchor: str = "coarse", piece_noise: bool = False) -> list[dict]:
     """Fixed val batches (FlowLoss's arguments), one per history length (one shape per
     batch): val clip i continues after hc = i % clips clips, its history packed and noised as
     sampling does (SAMPLE_NOISE), with the next clip's caption. x, noise: (n, C, T, h, w)
@@ -145,11 +162,16 @@ def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer,
         if len(s) == 0:  # fewer val clips than history lengths
             continue
         history, x0 = split_example(x[s], hc)
-        tau = torch.full((len(s),), SAMPLE_NOISE, device=device)
-        history = noise_history(history, tau, noise=hist_noise[s][:, :, :history.shape[2]])
+        h_noise = hist_noise[s][:, :, :history.shape[2]]
+        if piece_noise:   # every piece at SAMPLE_NOISE but the anchor, as sampling does
+            cond = noise_pieces(build_context(history, "pack", anchor=anchor),
+                                build_context(h_noise, "pack", anchor=anchor), SAMPLE_NOISE)
+        else:
+            tau = torch.full((len(s),), SAMPLE_NOISE, device=device)
+            cond = build_context(noise_history(history, tau, noise=h_noise), "pack", t=tau,
+                                 anchor=anchor)
         batches.append(dict(x0=x0, noise=noise[s][:, :, :x0.shape[2]], t=t[s], ids=ids[s],
-                            mask=mask[s], cond=build_context(history, "pack", t=tau,
-                                                             anchor=anchor)))
+                            mask=mask[s], cond=cond))
     return batches
 
 

@@ -106,24 +106,28 @@ class Context:
     kernel. pieces: list of (z (B, C, Tp, H, W), k, pos (Tp,) float frame positions), Tp a
     multiple of k. The newest history frame sits at position 0; the noisy frames that
     continue it are 1, 2, ... (build_context makes these).
-    t: (B,) the flow time the history is at (a little noise makes a model robust to the
-    flaws of its own past clips, noise_history), None = 0: exactly clean."""
+    t: the flow time the history is at (a little noise makes a model robust to the flaws of
+    its own past clips, noise_history): (B,) one time for every piece, (B, P) one per piece
+    (noise_pieces: Diffusion Forcing's per-piece levels), or None = 0: exactly clean.
+    anchored: the first piece is frame 0, kept as the video's anchor (build_context)."""
     pieces: list
     t: torch.Tensor | None = None
+    anchored: bool = False
 
     def cat(self, other):
         """Concatenate two contexts of the same layout along the batch (guidance halves)."""
         t = None if self.t is None else torch.cat([self.t, other.t])
         return Context([(torch.cat([a, b]), k, pos)
-                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)], t)
+                        for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)], t,
+                       self.anchored)
 
     def __getitem__(self, rows):
         return Context([(z[rows], k, pos) for z, k, pos in self.pieces],
-                       None if self.t is None else self.t[rows])
+                       None if self.t is None else self.t[rows], self.anchored)
 
     def to(self, device):
         return Context([(z.to(device), k, pos.to(device)) for z, k, pos in self.pieces],
-                       None if self.t is None else self.t.to(device))
+                       None if self.t is None else self.t.to(device), self.anchored)
 
     def tokens(self, patch: int) -> int:
         """Tokens this context adds to the DiT's sequence."""
@@ -138,8 +142,8 @@ class Context:
         if not self.pieces:
             return None
         H, W, p = shape[3], shape[4], dit.cfg.patch
-        tokens, frame = [], []
-        for z, k, pos in self.pieces:
+        tokens, frame, times = [], [], []
+        for i, (z, k, pos) in enumerate(self.pieces):
             check_piece(dit, z, k, pos, shape)
             embed = dit.x_embed if k == 1 else dit.ctx_embed[str(k)]
             tok = embed(patchify_coarse(z, p, k))                          # (B, Tp/k * Sk, D)
@@ -147,7 +151,10 @@ class Context:
             space = reduce(table, "(h y w x) D -> (h w) D", "mean", y=k, x=k, w=W // (k * p))
             tokens.append(tok + space.repeat(z.shape[2] // k, 1))          # (B, Tp/k * Sk, D)
             frame.append(pos.to(z.device).view(-1, k).mean(1).repeat_interleave(len(space)))
-        return Prefix(torch.cat(tokens, dim=1), torch.cat(frame), self.t)  # (B, Nc, D), (Nc,)
+            if self.t is not None and self.t.dim() == 2:   # per piece: each token its piece's
+                times.append(self.t[:, i:i + 1].expand(-1, tok.shape[1]))
+        t = torch.cat(times, dim=1) if times else self.t  # (B,), (B, Nc) per token, or None
+        return Prefix(torch.cat(tokens, dim=1), torch.cat(frame), t)   # (B, Nc, D), (Nc,)
 
 
 def check_piece(dit: DiT, z, k: int, pos, shape) -> None:
@@ -266,7 +273,8 @@ def build_context(history, strategy: str = "pack", window: int = 4, t=None,
     elif end > 0:                                       # frames dropped: keep frame 0 anyway
         anchor = history[:, :, :1].expand(-1, -1, ANCHOR_KERNEL, -1, -1)  # frame 0, twice
         pieces.append((anchor, ANCHOR_KERNEL, torch.full((ANCHOR_KERNEL,), ANCHOR_POS)))
-    return Context(pieces[::-1], t)                     # oldest first, like the frames
+    anchored = bool(first) or end > 0
+    return Context(pieces[::-1], t, anchored)           # oldest first, like the frames
 
 
 # Noise augmentation of the history (as cascaded diffusion models do with their low-res input,
@@ -285,3 +293,33 @@ def noise_history(history, tau, generator=None, noise=None):
         noise = torch.randn(history.shape, generator=generator, device=history.device)
     tau = tau.view(-1, 1, 1, 1, 1).to(history.dtype)
     return (1 - tau) * history + tau * noise
+
+
+# Per-piece noise levels (Diffusion Forcing, https://arxiv.org/abs/2407.01392; issue 22). Above,
+# one tau moves the whole history. Here the history is packed first, and each piece goes to
+# its OWN time: the anchor (frame 0: who is in the video) stays exactly clean, every other
+# piece gets tau_i ~ U(0, max) in training, independently, and the model is told each token's
+# time (Context.t (B, P) -> Prefix.t (B, Nc)). In sampling the recent pieces get one level you
+# choose (sample_long's history_noise) and the anchor stays clean, so the level can be swept
+# without retraining, anywhere in the trained range: a noisier recent history is trusted less
+# for detail, and the clean anchor is what the detail is read from.
+PIECE_NOISE_MAX = 0.5   # train_extend.py --piece-noise's usual value
+
+
+def noise_pieces(ctx: Context, noise_ctx: Context, tau) -> Context:
+    """Move each piece of the packed clean history `ctx` to its own flow time: piece i becomes
+    (1 - tau_i) z_i + tau_i n_i, n_i its noise packed the same way (noise_ctx: build_context
+    of the history's noise, so a frame gets the same noise it would get before packing).
+    tau (B, P): one time per piece, or a float: that time for every piece but the anchor,
+    which stays at 0 (exactly clean) either way -> a Context with t (B, P)."""
+    B, P = ctx.pieces[0][0].shape[0], len(ctx.pieces)
+    if not torch.is_tensor(tau):
+        tau = torch.full((B, P), float(tau))
+    tau = tau[:, :P].clone()
+    if ctx.anchored:
+        tau[:, 0] = 0.0                                  # the anchor: exactly clean
+    pieces = []
+    for i, ((z, k, pos), (n, _, _)) in enumerate(zip(ctx.pieces, noise_ctx.pieces)):
+        ti = tau[:, i].view(-1, 1, 1, 1, 1).to(z.dtype).to(z.device)
+        pieces.append(((1 - ti) * z + ti * n.to(z.device), k, pos))
+    return Context(pieces, tau.to(ctx.pieces[0][0].device), ctx.anchored)

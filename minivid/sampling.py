@@ -34,7 +34,7 @@ import torch
 
 from minivid import distillation, flow
 from minivid.history import (FIRST, NEW, SAMPLE_NOISE, build_context, clip_prompts, frames_of,
-                             noise_history)
+                             noise_history, noise_pieces)
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP
 from minivid.t2v import load_model
@@ -104,7 +104,8 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
 def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int = 32,
                 cfg: float = 2.0, seed: int = 0, sampler="euler", window: int = 4,
                 latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
-                history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE):
+                history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
+                piece_noise: bool = False):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -117,7 +118,10 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     anchor: where pack puts frame 0, as the model was trained (history.ANCHORS).
     history_noise: the flow time tau every history is noised to before it is packed (the
     model was trained on tau ~ U(0, TRAIN_NOISE) and is told tau; sweep it without retraining:
-    higher hides more of the model's own flaws, and more of what the history shows)."""
+    higher hides more of the model's own flaws, and more of what the history shows).
+    piece_noise: the model was trained with per-piece levels (history.noise_pieces): the
+    history is packed first, every piece but the anchor goes to history_noise, the anchor
+    stays clean."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     C = model["dit"].cfg.in_channels
@@ -136,7 +140,14 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     for m in range(done, done + clips):
         tau = torch.full((len(texts),), float(history_noise))  # the history, a little noised
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
-        ctx = build_context(noise_history(z, tau, g), strategy, window, tau, anchor) if m else None
+        if m == 0:
+            ctx = None
+        elif piece_noise:   # the same noise draw as noise_history's, packed like the history
+            zn = torch.randn(z.shape, generator=g)
+            ctx = noise_pieces(build_context(z, strategy, window, None, anchor),
+                               build_context(zn, strategy, window, None, anchor), history_noise)
+        else:
+            ctx = build_context(noise_history(z, tau, g), strategy, window, tau, anchor)
         T = FIRST if m == 0 else NEW
         t0 = time.perf_counter()
         new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
@@ -231,7 +242,8 @@ class Pipeline:
             history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
-                        history, self.ckpt["extra"].get("anchor", "coarse"), history_noise)
+                        history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
+                        self.ckpt["extra"].get("piece_noise", 0.0) > 0)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:

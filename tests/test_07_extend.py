@@ -200,6 +200,42 @@ def test_08_training_layout():
     assert torch.equal(r >= 2 * clips, lay.who_only)
 
 
+# 8b. Per-piece noise levels (Diffusion Forcing, issue 22): the history is packed, then each
+#     piece goes to its own flow time and the DiT is told each token's; the anchor stays
+#     exactly clean. With every piece at one time it is the one-time path, to float error.
+def test_08b_per_piece_noise():
+    torch.manual_seed(0)
+    h, n = torch.randn(2, 3, 9, 8, 8), torch.randn(2, 3, 9, 8, 8)
+    pack = lambda z, a="full": history.build_context(z, "pack", anchor=a)  # noqa: E731
+    tau = torch.tensor([[0.9, 0.1, 0.2, 0.3], [0.9, 0.4, 0.5, 0.6]])
+    ctx = history.noise_pieces(pack(h), pack(n), tau)
+    assert ctx.anchored and ctx.t.shape == (2, 4) and (ctx.t[:, 0] == 0).all()
+    assert torch.equal(ctx.pieces[0][0], h[:, :, :1])              # the anchor: frame 0, clean
+    for i, ((z, _, _), (zc, _, _), (zn, _, _)) in enumerate(zip(ctx.pieces, pack(h).pieces,
+                                                                 pack(n).pieces)):
+        ti = ctx.t[:, i].view(-1, 1, 1, 1, 1)
+        torch.testing.assert_close(z, (1 - ti) * zc + ti * zn)
+    dit = history.add_context_kernels(DiT(DiTConfig(in_channels=3, text_dim=16, dim=32,
+                                                    heads=2, depth=2, context_kernels=(2, 4))))
+    for q in dit.parameters():  # wake the zero-initialised gates
+        torch.nn.init.normal_(q, std=0.05)
+    pre = ctx.prefix(dit, (2, 3, 4, 8, 8))
+    assert pre.t.shape == (2, pre.tokens.shape[1]) and (pre.t[:, :16] == 0).all()  # anchor: S
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+    one = history.Context(pack(h, "coarse").pieces, torch.full((2,), 0.3))  # no anchor yet
+    per = history.noise_pieces(pack(h, "coarse"), pack(h, "coarse"), 0.0)   # t (B, P) ...
+    per.t = torch.full_like(per.t, 0.3)                                     # ... all at 0.3
+    torch.testing.assert_close(dit.eval()(x, t, text, mask, cond=per),
+                               dit(x, t, text, mask, cond=one), atol=1e-5, rtol=1e-5)
+    # training draws one time per piece, up to --piece-noise, and leaves the anchor clean
+    lay = extend.draw_layout(torch.Generator().manual_seed(3), 2, 4, slice(None), "full", 0.5)
+    assert lay.piece_noise and lay.tau.shape == (2, extend.MAX_PIECES) and lay.tau.max() <= 0.5
+    lay.hc, lay.strategy = 2, "pack"
+    x0, c = lay.example(torch.randn(2, 3, 17, 8, 8), torch.randn(2, 3, 9, 8, 8), slice(None))
+    assert x0.shape[2] == 4 and c.anchored and (c.t[:, 0] == 0).all() and (c.t[:, 1:] > 0).all()
+
+
 # ----------------------------------------------------------------------------- the scripts
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
