@@ -78,6 +78,10 @@ if teacher_ckpt["config"]["dit"].get("step_input"):
                      "size); distil from the train_dit.py checkpoint it came from")
 pipe = Pipeline(args.teacher, device=device)  # EMA weights + the teacher's VAE, eval mode
 teacher, extra = pipe.model, teacher_ckpt["extra"]
+if extra.get("piece_noise", 0.0) > 0:
+    p.error(f"--teacher {args.teacher} was trained with per-piece history noise "
+            "(train_extend.py --piece-noise); distilling such a teacher is not supported yet: "
+            "distill a teacher trained without it")
 C, T, (h, w) = teacher["dit"].cfg.in_channels, extra["latent_frames"], extra["latent_hw"]
 config = {"text": teacher_ckpt["config"]["text"],
           "dit": distillation.student_config(teacher_ckpt["config"]["dit"])}
@@ -88,10 +92,6 @@ if run.resumed is not None:  # a student of another teacher config: name every d
 cache = load_latents(extra["latents"]["train"], extra["vae_fingerprint"])
 order = np.random.default_rng(args.seed).permutation(len(cache["captions"]))
 EXTEND = bool(teacher["dit"].cfg.context_kernels)  # a continuation teacher (train_extend.py)
-if EXTEND and extra.get("piece_noise", 0.0) > 0:
-    p.error(f"--teacher {args.teacher} was trained with per-piece history noise "
-            "(train_extend.py --piece-noise); distilling such a teacher is not supported yet: "
-            "distill a teacher trained without it")
 if EXTEND:  # N trajectories over the long clips and every history length (0 .. clips - 1)
     N = args.trajectories
     hist = distillation.continuations(cache, order, N, args.seed, extra["latent_shift"],

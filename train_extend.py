@@ -70,7 +70,7 @@ ANCHOR = run.resumed["extra"].get("anchor", "coarse") if run.resumed else args.a
 # per-piece noise levels (history.noise_pieces): the run's own choice too, kept on --resume
 PIECE = run.resumed["extra"].get("piece_noise", 0.0) if run.resumed else args.piece_noise
 if PIECE and ANCHOR != "full":
-    raise ValueError("--piece-noise keeps the anchor clean: it needs --anchor full")
+    p.error("--piece-noise keeps the anchor clean: it needs --anchor full")
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after

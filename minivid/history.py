@@ -311,10 +311,17 @@ def noise_pieces(ctx: Context, noise_ctx: Context, tau) -> Context:
     (1 - tau_i) z_i + tau_i n_i, n_i its noise packed the same way (noise_ctx: build_context
     of the history's noise, so a frame gets the same noise it would get before packing).
     tau (B, P): one time per piece, or a float: that time for every piece but the anchor,
-    which stays at 0 (exactly clean) either way -> a Context with t (B, P)."""
+    which stays at 0 (exactly clean) either way -> a Context with t (B, P); None (no
+    history: a first clip) stays None. Only pack has an anchor piece: with "full" and
+    "window", frame 0 (if kept) is part of the one noised piece."""
+    if ctx is None:
+        return None
     B, P = ctx.pieces[0][0].shape[0], len(ctx.pieces)
     if not torch.is_tensor(tau):
         tau = torch.full((B, P), float(tau))
+    if tau.dim() != 2 or tau.shape[0] != B or tau.shape[1] < P:
+        raise ValueError(f"tau {tuple(tau.shape)}: expected (B, >= P) = ({B}, >= {P}), one "
+                         "time per piece of the packed history, or a float")
     tau = tau[:, :P].clone()
     if ctx.anchored:
         tau[:, 0] = 0.0                                  # the anchor: exactly clean

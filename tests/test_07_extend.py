@@ -228,12 +228,18 @@ def test_08b_per_piece_noise():
     per.t = torch.full_like(per.t, 0.3)                                     # ... all at 0.3
     torch.testing.assert_close(dit.eval()(x, t, text, mask, cond=per),
                                dit(x, t, text, mask, cond=one), atol=1e-5, rtol=1e-5)
+    per.t[:, -1] = 0.0                        # one piece's time changed: the prediction moves
+    assert not torch.allclose(dit(x, t, text, mask, cond=per), dit(x, t, text, mask, cond=one))
+    assert history.noise_pieces(None, None, 0.2) is None      # a first clip: no history
     # training draws one time per piece, up to --piece-noise, and leaves the anchor clean
     lay = extend.draw_layout(torch.Generator().manual_seed(3), 2, 4, slice(None), "full", 0.5)
     assert lay.piece_noise and lay.tau.shape == (2, extend.MAX_PIECES) and lay.tau.max() <= 0.5
     lay.hc, lay.strategy = 2, "pack"
     x0, c = lay.example(torch.randn(2, 3, 17, 8, 8), torch.randn(2, 3, 9, 8, 8), slice(None))
     assert x0.shape[2] == 4 and c.anchored and (c.t[:, 0] == 0).all() and (c.t[:, 1:] > 0).all()
+    lay.hc = 0                                # a first clip: no history, no context
+    x0, c = lay.example(torch.randn(2, 3, 17, 8, 8), torch.randn(2, 3, 0, 8, 8), slice(None))
+    assert x0.shape[2] == 5 and c is None
 
 
 # ----------------------------------------------------------------------------- the scripts
