@@ -2,8 +2,12 @@
 
 Every stage of `run_tiny.sh` ends with an `evaluate` command whose last printed line is a JSON
 object of figures (runs/<stage>/evaluate.txt). The main job trains for fixed step counts with
-fixed seeds, so two runs of it, on any machine and under any load, should print the same
-figures up to float noise; only the wall time differs. This module turns that promise into a
+fixed seeds, so two runs of it on the same machine, under any load, print the same figures
+bit for bit; only the wall time differs. On ANOTHER CPU model (other SIMD kernels, so other
+float rounding) training amplifies the last-bit differences, and the trained figures move by
+about their spread over seeds (measured, docs/results.md section 9: the data figures stay
+equal, the VAE moved 0.6 dB, adherence up to 0.04): `compare` says which machine each side
+was measured on, so a reader can tell the two cases apart. This module turns that into a
 check a reader can run:
 
     python -m minivid.figures save runs docs/main_job_figures.json      # freeze a run's figures
@@ -27,6 +31,24 @@ STAGES = ("data", "captioner", "vae_t4", "dit_video", "distill", "rewrite", "ext
 NOT_A_FIGURE = re.compile(r"(^|_)(s|ms|mb|seconds|time|tok_s|tokens_per_s|mfu|ckpt|path|film|trace|"
                           r"device|precision|workers|threads)($|_)|per_s|s_per|peak|gflop", re.I)
 PSNR_DB, FRACTION, RELATIVE = 0.3, 0.01, 0.02
+MACHINE = "_machine"     # the frozen file's record of where its figures were measured
+
+
+def machine() -> dict:
+    """Where figures are measured: the CPU model, the SIMD level torch's kernels use, the
+    thread count and the torch version (what decides the float rounding of a CPU run)."""
+    import platform
+
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "simd": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def last_json(path: str) -> dict:
@@ -110,7 +132,7 @@ def save(runs_dir: str, out: str) -> dict:
                          f"<stage>/ (stages: {', '.join(STAGES)}); run `bash run_tiny.sh` first")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(figs, f, indent=1, sort_keys=True)
+        json.dump({**figs, MACHINE: machine()}, f, indent=1, sort_keys=True)
     os.replace(out + ".tmp", out)
     print(f"froze {sum(map(len, figs.values()))} figures of {len(figs)} stages into {out}")
     return figs
@@ -128,9 +150,12 @@ def load(path: str) -> dict:
                          f"written by `python -m minivid.figures save`") from None
 
 
-def report(result: dict, ref_name: str, mine_name: str) -> str:
+def report(result: dict, ref_name: str, mine_name: str, ref_machine=None, my_machine=None) -> str:
     lines = [f"figures of {mine_name} against {ref_name} (tolerance: {PSNR_DB} dB PSNR, "
              f"{FRACTION} for fractions, {RELATIVE:.0%} otherwise)"]
+    if ref_machine:
+        lines.append(f"reference measured on: {ref_machine}")
+        lines.append(f"this machine:          {my_machine}")
     if result["rows"]:
         lines.append(f"{'stage':<10} {'figure':<44} {'reference':>11} {'this run':>11}  ok")
         for stage, name, r, m, tol in result["rows"]:
@@ -138,6 +163,10 @@ def report(result: dict, ref_name: str, mine_name: str) -> str:
             lines.append(f"{stage:<10} {name[:44]:<44} {r:>11.4g} {m:>11.4g}  {ok}")
     lines.append(f"{result['same']} figures equal, {result['within']} moved within tolerance, "
                  f"{len(result['outside'])} outside, {len(result['missing'])} missing")
+    if result["outside"] and ref_machine and ref_machine != my_machine:
+        lines.append("another machine: trained figures move by about their seed spread there "
+                     "(float rounding differs, training amplifies it); the data figures should "
+                     "still be equal. Same machine and still outside: something changed.")
     return "\n".join(lines)
 
 
@@ -157,11 +186,13 @@ def main(argv=None) -> dict:
     if args.cmd == "save":
         return save(args.runs, args.out)
     ref, mine = load(args.reference), load(args.runs)
+    ref_machine = ref.pop(MACHINE, None)     # (a runs folder has none: it was made here)
+    mine.pop(MACHINE, None)
     if not mine:
         raise SystemExit(f"figures: {args.runs} holds no stage's evaluate.txt; run `bash "
                          f"run_tiny.sh` first (or give the runs folder it wrote)")
     result = compare(ref, mine)
-    print(report(result, args.reference, args.runs))
+    print(report(result, args.reference, args.runs, ref_machine, machine()))
     summary = {"eval": "figures", "reference": args.reference, "runs": args.runs,
                "same": result["same"], "within": result["within"],
                "outside": result["outside"], "missing": result["missing"]}

@@ -240,16 +240,24 @@ def test_08_figures_frozen_and_compared(tmp_path, capsys):
     ref = run_folder("ref", 30.8, 0.761, 0.5)
     frozen = str(tmp_path / "figures.json")
     figures.main(["save", ref, frozen])
-    assert json.load(open(frozen)) == {"vae_t4": {"psnr_clips": 30.8},
-                                       "dit_video": {"adherence_val@32": 0.761,
-                                                     "per_clip.0.identity": 0.9}}
+    saved = json.load(open(frozen))
+    assert set(saved.pop("_machine")) == {"cpu", "simd", "threads", "torch"}   # where it ran
+    assert saved == {"vae_t4": {"psnr_clips": 30.8},
+                     "dit_video": {"adherence_val@32": 0.761, "per_clip.0.identity": 0.9}}
     same = figures.main(["compare", frozen, run_folder("same", 30.8, 0.761, 9.9)])
     assert (same["same"], same["within"], same["outside"]) == (3, 0, [])
     near = figures.main(["compare", frozen, run_folder("near", 31.0, 0.765, 0.5)])
     assert (near["same"], near["within"], near["outside"]) == (1, 2, [])
     with pytest.raises(SystemExit) as e:
         figures.main(["compare", frozen, run_folder("far", 30.8, 0.781, 0.5)])
-    assert e.value.code == 1 and "dit_video/adherence_val@32" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 1 and "dit_video/adherence_val@32" in out and "another machine" not in out
+    # frozen on another CPU model: the report says so, and what that means for the figures
+    json.dump({**json.load(open(frozen)), "_machine": {"cpu": "another CPU"}}, open(frozen, "w"))
+    with pytest.raises(SystemExit):
+        figures.main(["compare", frozen, run_folder("far2", 30.8, 0.781, 0.5)])
+    out = capsys.readouterr().out
+    assert "reference measured on: {'cpu': 'another CPU'}" in out and "another machine" in out
     (tmp_path / "part" / "vae_t4").mkdir(parents=True)
     part = run_folder("part", 30.8, 0.761, 0.5)
     os.remove(f"{part}/dit_video/evaluate.txt")
