@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job: the whole toy pipeline, stage by stage, on a laptop CPU, then runs/report.html.
 #
-#   ./run_tiny.sh            every stage for a FIXED number of steps (so every reader gets the
-#                            same figures, up to float noise; only the time depends on the
-#                            machine): ~30 minutes on 2 quiet cores
+#   ./run_tiny.sh            every stage for a FIXED number of steps (the same machine gives the
+#                            same figures bit for bit, under any load; another CPU model moves
+#                            trained ones by about their seed spread): ~29 minutes on 2 quiet cores
 #   ./run_tiny.sh --quick    every stage end to end at toy budgets, in a few minutes (what CI
 #                            runs: a change that breaks the pipeline fails CI); into runs/quick/
 #   ./run_tiny.sh --force    redo every stage, even the finished ones
