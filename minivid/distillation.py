@@ -56,7 +56,7 @@ from tqdm import tqdm
 from minivid import extend, flow
 from minivid.captions import strip_motion
 from minivid.checkpoint import load_state_strict
-from minivid.history import Context
+from minivid.history import Context, build_context, noise_history
 
 STEP_KEYS = "d_embed."  # the only weights a student has and its teacher lacks
 
@@ -222,8 +222,7 @@ class Continuations:
     def context(self, rows, hc: int, device=None) -> Context | None:
         """The packed history of trajectories `rows`, all with hc clips of it (None: hc = 0)."""
         history, _ = extend.split_example(self.history[self.clip[rows]], hc)  # (B, C, L, h, w)
-        ctx = extend.build_context(history, "pack", t=self.tau[self.clip[rows]],
-                                   anchor=self.anchor)
+        ctx = build_context(history, "pack", t=self.tau[self.clip[rows]], anchor=self.anchor)
         return None if ctx is None else ctx.to(device)
 
 
@@ -234,7 +233,7 @@ def continuations(cache: dict, order, n: int, seed: int, shift: float,
     history length gets n / clips of them. shift, scale: the teacher's latent normalisation."""
     history = (cache["latents"].float() - shift) / scale                  # (M, C, T, h, w) clean
     tau = torch.full((len(history),), extend.SAMPLE_NOISE)  # drawn once, like a sampled history
-    history = extend.noise_history(history, tau, torch.Generator().manual_seed(seed + 1))
+    history = noise_history(history, tau, torch.Generator().manual_seed(seed + 1))
     clips = (history.shape[2] - 1) // extend.NEW
     if any(len(r) != clips - 1 for r in cache["clip_captions"]):
         raise ValueError("the latent cache has long clips without one caption per continuation "

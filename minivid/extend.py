@@ -34,7 +34,7 @@ import torch
 
 from minivid.captions import strip_motion
 from minivid.history import (FIRST, NEW, PACK, SAMPLE_NOISE, STRATEGIES, TRAIN_NOISE,
-                             build_context, context_tokens, noise_history, noise_pieces)
+                             context_tokens, noised_context)
 
 LAYOUTS = {"pack": 0.7, "window": 0.15, "full": 0.15}  # how often each strategy is trained
 P_WHO_ONLY = 0.3        # continuation captions reduced to who is in the clip (strip_motion)
@@ -112,13 +112,8 @@ class StepLayout:
         noise (b, C, history_frames, h, w) -> (x0: the clip to learn, its history: noised to
         tau, packed by the strategy, a Context, or None for hc = 0)."""
         history, x0 = split_example(z, self.hc)
-        tau = self.tau[rows].to(z.device)
-        if self.piece_noise:       # pack the history and its noise alike, then noise by piece
-            return x0, noise_pieces(
-                build_context(history, self.strategy, self.window, None, self.anchor),
-                build_context(noise, self.strategy, self.window, None, self.anchor), tau)
-        history = noise_history(history, tau, noise=noise)
-        return x0, build_context(history, self.strategy, self.window, tau, self.anchor)
+        return x0, noised_context(history, noise, self.tau[rows].to(z.device), self.strategy,
+                                  self.window, self.anchor, self.piece_noise)
 
     def caption_rows(self, idx, rows, clips: int, n: int):
         """Caption rows (long_captions) of the clip after the history of long clips idx."""
@@ -162,14 +157,8 @@ def val_batches(x, noise, t, g, cache: dict, clips: int, tokenizer,
         if len(s) == 0:  # fewer val clips than history lengths
             continue
         history, x0 = split_example(x[s], hc)
-        h_noise = hist_noise[s][:, :, :history.shape[2]]
-        if piece_noise:   # every piece at SAMPLE_NOISE but the anchor, as sampling does
-            cond = noise_pieces(build_context(history, "pack", anchor=anchor),
-                                build_context(h_noise, "pack", anchor=anchor), SAMPLE_NOISE)
-        else:
-            tau = torch.full((len(s),), SAMPLE_NOISE, device=device)
-            cond = build_context(noise_history(history, tau, noise=h_noise), "pack", t=tau,
-                                 anchor=anchor)
+        cond = noised_context(history, hist_noise[s][:, :, :history.shape[2]], SAMPLE_NOISE,
+                              "pack", anchor=anchor, per_piece=piece_noise)  # as sampling does
         batches.append(dict(x0=x0, noise=noise[s][:, :, :x0.shape[2]], t=t[s], ids=ids[s],
                             mask=mask[s], cond=cond))
     return batches

@@ -303,9 +303,6 @@ def noise_history(history, tau, generator=None, noise=None):
 # choose (sample_long's history_noise) and the anchor stays clean, so the level can be swept
 # without retraining, anywhere in the trained range: a noisier recent history is trusted less
 # for detail, and the clean anchor is what the detail is read from.
-PIECE_NOISE_MAX = 0.5   # train_extend.py --piece-noise's usual value
-
-
 def noise_pieces(ctx: Context, noise_ctx: Context, tau) -> Context:
     """Move each piece of the packed clean history `ctx` to its own flow time: piece i becomes
     (1 - tau_i) z_i + tau_i n_i, n_i its noise packed the same way (noise_ctx: build_context
@@ -330,3 +327,18 @@ def noise_pieces(ctx: Context, noise_ctx: Context, tau) -> Context:
         ti = tau[:, i].view(-1, 1, 1, 1, 1).to(z.dtype).to(z.device)
         pieces.append(((1 - ti) * z + ti * n.to(z.device), k, pos))
     return Context(pieces, tau.to(ctx.pieces[0][0].device), ctx.anchored)
+
+
+def noised_context(history, noise, tau, strategy: str = "pack", window: int = 4,
+                   anchor: str = "coarse", per_piece: bool = False) -> Context | None:
+    """The context a continuation sees, noised as its model was trained: history (B, C, L, h,
+    w) and its noise (same shape); tau (B,) one time for the whole history (noise_history,
+    then build_context), or with per_piece (noise_pieces) a float or (B, >= P) per piece,
+    the anchor clean. None when L = 0 (a first clip). Training, validation and sampling all
+    call this, so the three cannot drift apart."""
+    if per_piece:
+        return noise_pieces(build_context(history, strategy, window, None, anchor),
+                            build_context(noise, strategy, window, None, anchor), tau)
+    tau = torch.full((history.shape[0],), float(tau)) if not torch.is_tensor(tau) else tau
+    tau = tau.to(history.device)
+    return build_context(noise_history(history, tau, noise=noise), strategy, window, tau, anchor)

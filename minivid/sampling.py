@@ -33,8 +33,7 @@ import time
 import torch
 
 from minivid import distillation, flow
-from minivid.history import (FIRST, NEW, SAMPLE_NOISE, build_context, clip_prompts, frames_of,
-                             noise_history, noise_pieces)
+from minivid.history import FIRST, NEW, SAMPLE_NOISE, clip_prompts, frames_of, noised_context
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP
 from minivid.t2v import load_model
@@ -138,16 +137,9 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
         done = 1 + (L - FIRST) // NEW
     texts = clip_prompts(prompts, done + clips)
     for m in range(done, done + clips):
-        tau = torch.full((len(texts),), float(history_noise))  # the history, a little noised
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
-        if m == 0:
-            ctx = None
-        elif piece_noise:   # the same noise draw as noise_history's, packed like the history
-            zn = torch.randn(z.shape, generator=g)
-            ctx = noise_pieces(build_context(z, strategy, window, None, anchor),
-                               build_context(zn, strategy, window, None, anchor), history_noise)
-        else:
-            ctx = build_context(noise_history(z, tau, g), strategy, window, tau, anchor)
+        ctx = noised_context(z, torch.randn(z.shape, generator=g), history_noise, strategy,
+                             window, anchor, piece_noise) if m else None  # a little noised
         T = FIRST if m == 0 else NEW
         t0 = time.perf_counter()
         new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
