@@ -231,6 +231,8 @@ def test_08b_per_piece_noise():
     per.t[:, -1] = 0.0                        # one piece's time changed: the prediction moves
     assert not torch.allclose(dit(x, t, text, mask, cond=per), dit(x, t, text, mask, cond=one))
     assert history.noise_pieces(None, None, 0.2) is None      # a first clip: no history
+    with pytest.raises(ValueError, match="one time per piece"):
+        history.noise_pieces(pack(h), pack(n), torch.rand(2))  # (B,): not one per piece
     # training draws one time per piece, up to --piece-noise, and leaves the anchor clean
     lay = extend.draw_layout(torch.Generator().manual_seed(3), 2, 4, slice(None), "full", 0.5)
     assert lay.piece_noise and lay.tau.shape == (2, extend.MAX_PIECES) and lay.tau.max() <= 0.5
@@ -370,5 +372,10 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("train_extend.py", "--vae", d / "vae.pt", "--latents",
             d / "latents", "--out", d / "x", "--steps", 1, check=False)
     assert r.returncode != 0 and "--init-from" in r.stderr
+    for flags, why in ((["--piece-noise", 2], "must be in [0, 1]"),
+                       (["--piece-noise", 0.5, "--anchor", "coarse"], "needs --anchor full")):
+        r = run("train_extend.py", "--vae", d / "vae.pt", "--latents", d / "latents", "--out",
+                d / "x", "--steps", 1, "--init-from", d / "video" / "ckpt.pt", *flags, check=False)
+        assert r.returncode != 0 and why in r.stderr, r.stderr[-500:]
     with pytest.raises(ValueError, match="at least one clip"):
         sample_long(None, ["a red circle"], 0)
