@@ -18,7 +18,8 @@ this script is its loop, on the one training loop of every trainer (minivid/run.
 An extension teacher (train_extend.py) is distilled on CONTINUATIONS too: its bank holds, for
 every history length 0..7 clips of the long train clips, the teacher's guided trajectories of
 the next clip given the packed history (distillation.Continuations); each step trains one
-history length, the student sees the same packed context as the teacher did.
+history length, the student sees the same packed context as the teacher did (a per-piece
+teacher, train_extend.py --piece-noise: the same per-piece levels, the anchor clean).
 
 CPU (tiny, 2 cores; ~8 minutes: ~2 to make the bank, 6 to train):
     python distill.py --teacher runs/dit_video/ckpt.pt --out runs/distill --minutes 6
@@ -78,10 +79,6 @@ if teacher_ckpt["config"]["dit"].get("step_input"):
                      "size); distil from the train_dit.py checkpoint it came from")
 pipe = Pipeline(args.teacher, device=device)  # EMA weights + the teacher's VAE, eval mode
 teacher, extra = pipe.model, teacher_ckpt["extra"]
-if extra.get("piece_noise", 0.0) > 0:
-    p.error(f"--teacher {args.teacher} was trained with per-piece history noise "
-            "(train_extend.py --piece-noise); distilling such a teacher is not supported yet: "
-            "distill a teacher trained without it")
 C, T, (h, w) = teacher["dit"].cfg.in_channels, extra["latent_frames"], extra["latent_hw"]
 config = {"text": teacher_ckpt["config"]["text"],
           "dit": distillation.student_config(teacher_ckpt["config"]["dit"])}
@@ -92,10 +89,13 @@ if run.resumed is not None:  # a student of another teacher config: name every d
 cache = load_latents(extra["latents"]["train"], extra["vae_fingerprint"])
 order = np.random.default_rng(args.seed).permutation(len(cache["captions"]))
 EXTEND = bool(teacher["dit"].cfg.context_kernels)  # a continuation teacher (train_extend.py)
+# its history layout, which the student inherits (it is in the student's extra too): where pack
+# puts frame 0, and whether each piece has its own noise level (history.noise_pieces)
+ANCHOR, PIECE = extra.get("anchor", "coarse"), extra.get("piece_noise", 0.0) > 0
 if EXTEND:  # N trajectories over the long clips and every history length (0 .. clips - 1)
     N = args.trajectories
     hist = distillation.continuations(cache, order, N, args.seed, extra["latent_shift"],
-                                      extra["latent_scale"], extra.get("anchor", "coarse"))
+                                      extra["latent_scale"], ANCHOR, PIECE)
     captions = hist.captions
     if N // hist.clips < args.batch_size:
         p.error(f"--trajectories {N}: an extension teacher's bank is split over {hist.clips} "
@@ -157,7 +157,8 @@ def preview(step):
     for n in sorted(args.step_counts):
         if EXTEND:
             z = sample_long(model, preview_prompts, 4, "pack", steps=n, cfg=1.0,
-                            sampler=distillation.student_step, latent_hw=(h, w))
+                            sampler=distillation.student_step, latent_hw=(h, w),
+                            anchor=ANCHOR, piece_noise=PIECE)
             rows.append(pipe.decode(z, frames_of(4)))
         else:
             z = sample_latents(model, preview_prompts, (C, T, h, w), steps=n, cfg=1.0,

@@ -20,10 +20,11 @@ Resume:   the same command + --resume: the exact same trajectory (bitwise on CPU
 """
 import argparse
 import os
+import time
 
 import torch
 
-from minivid import extend, flow
+from minivid import extend, flow, rollouts
 from minivid.common import check_batch, dist_cleanup, dist_setup, print0, rank_rows, step_generator
 from minivid.data import save_grid
 from minivid.history import ANCHORS, PACK, frames_of
@@ -44,6 +45,13 @@ p.add_argument("--piece-noise", type=float, default=0.0, help="0: the whole hist
 p.add_argument("--anchor", default="full", choices=ANCHORS, help="where the packed context "
                "puts the video's first frame: full = at full resolution from clip 2 on; "
                "coarse = at kernel 2 once it is older than the kept window (the old layout)")
+p.add_argument("--rollouts", type=float, default=0.0, help="share of the steps with >= 2 "
+               "history clips whose history is the model's OWN continuations (minivid/"
+               "rollouts.py; a bank built once from --init-from, which must be an extension "
+               "model); 0 = always real history (issue 22, part 4: try 0.5)")
+p.add_argument("--rollout-videos", type=int, default=128, help="long train clips in the "
+               "rollout bank (each gets clips - 1 own continuation clips)")
+p.add_argument("--rollout-steps", type=int, default=16, help="sampler steps per own clip")
 add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
 args = p.parse_args()
 check_run_args(p, args, "grad_accum")
@@ -51,6 +59,13 @@ if not (args.init_from or args.resume):
     p.error("train_extend.py continues a video model: pass --init-from runs/dit_video/ckpt.pt")
 if not 0 <= args.piece_noise <= 1:
     p.error(f"--piece-noise {args.piece_noise} must be in [0, 1] (a flow time; 0 turns it off)")
+if not 0 <= args.rollouts <= 1:
+    p.error(f"--rollouts {args.rollouts} must be in [0, 1] (a share of the steps; 0 turns it off)")
+if args.rollout_steps < 1:
+    p.error(f"--rollout-steps {args.rollout_steps}: sample each own clip in at least 1 step")
+if args.rollouts and args.rollout_videos < args.batch_size:
+    p.error(f"--rollout-videos {args.rollout_videos} is smaller than --batch-size "
+            f"{args.batch_size}: a rollout step draws its whole batch from the bank")
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
@@ -71,13 +86,22 @@ ANCHOR = run.resumed["extra"].get("anchor", "coarse") if run.resumed else args.a
 PIECE = run.resumed["extra"].get("piece_noise", 0.0) if run.resumed else args.piece_noise
 if PIECE and ANCHOR != "full":
     p.error("--piece-noise keeps the anchor clean: it needs --anchor full")
+# training on its own continuations (minivid/rollouts.py): kept on --resume, like the above
+ROLL = run.resumed["extra"].get("rollouts") if run.resumed else (
+    dict(share=args.rollouts, videos=args.rollout_videos, steps=args.rollout_steps,
+         init=os.path.abspath(args.init_from)) if args.rollouts else None)
+if ROLL and run.resumed is None and init["extra"].get("stage") != "extend":
+    p.error(f"--rollouts samples the model's own continuations, but --init-from {args.init_from} "
+            "is a video model that never learnt to continue: train_extend.py it first, then "
+            "--init-from that extension checkpoint")
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
 # the first); it trained on long clips of long_frames
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, "extend", latent_frames=extend.FIRST, frames=16,
-    long_frames=int(lat.train["frames"]), anchor=ANCHOR, piece_noise=PIECE), history=True)
+    long_frames=int(lat.train["frames"]), anchor=ANCHOR, piece_noise=PIECE,
+    rollouts=ROLL), history=True)
 tokens = stage.model["text"].tokenizer(captions)  # every caption, once
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
@@ -87,6 +111,25 @@ if lat.val is not None:
     vx = lat.normalised(lat.val, 128).to(device)
     val_batches = extend.val_batches(vx, *val_draws(vx, args.t_mean), lat.val, CLIPS,
                                      stage.model["text"].tokenizer, ANCHOR, PIECE > 0)
+
+
+own = None       # the rollout bank: (V, C, T, h, w), long clips 0 .. V-1 with their own clips
+if ROLL:
+    V = min(ROLL["videos"], N)
+    bank_path = os.path.join(args.out, rollouts.BANK_FILE)
+    if run.resumed and not os.path.exists(bank_path):
+        raise FileNotFoundError(f"{bank_path} is missing: this run trains on the rollout bank it "
+                                "built at its start; restore it, or start a new run (--out)")
+    t0 = time.perf_counter()
+    # from the model the run starts with, sampled as IT was trained (its anchor, its noise)
+    start = dict(anchor=init["extra"].get("anchor", "coarse"),
+                 piece_noise=init["extra"].get("piece_noise", 0.0) > 0)
+    own = rollouts.load_or_build(bank_path, ROLL, lambda: rollouts.build_bank(
+        ema_model(config, stage), X, torch.arange(V), captions, CLIPS, ROLL["steps"],
+        seed=args.seed, progress=dist.is_main, **start))
+    print0(f"rollout bank: {V} long clips x {CLIPS - 1} own clips ({ROLL['steps']} sampler "
+           f"steps each), ready in {time.perf_counter() - t0:.0f} s; {ROLL['share']:.0%} of the "
+           "steps with >= 2 history clips continue the model's own clips")
 
 
 def preview():
@@ -109,6 +152,11 @@ for step in run:
     # Its layout (history length, strategy) is the whole batch's: one shape per batch.
     g_cpu, g_dev = step_generator(args.seed, step), step_generator(args.seed, step, device, 1)
     lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine, ANCHOR, PIECE)
+    # a rollout step (its own stream: the other draws stay those of a run without rollouts)
+    roll = own is not None and lay.hc >= 2 and \
+        torch.rand(1, generator=step_generator(args.seed, step, "cpu", 2)).item() < ROLL["share"]
+    if roll:   # long clips from the bank, in their own epochs
+        idx = batch_indices(len(own), args.batch_size, step, args.seed, dist, stream=1)
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
     t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
     noise = torch.randn((args.batch_size, C, lay.frames, h, w), generator=g_dev,
@@ -117,7 +165,10 @@ for step in run:
                              device=device)[mine]        # moves the history to its time tau
     micro = []
     for m in torch.arange(B).chunk(args.grad_accum):                   # gradient accumulation
-        x0, ctx = lay.example(X[idx[m]].to(device), hist_noise[m], m)  # the clip, its history
+        z = X[idx[m]].to(device)                                       # (b, C, T, h, w)
+        if roll:   # the history's clips 1 .. hc-1 the model's own, the clip to learn real
+            z = rollouts.with_own_history(z, own[idx[m]], lay.hc)
+        x0, ctx = lay.example(z, hist_noise[m], m)                     # the clip, its history
         rows = lay.caption_rows(idx[m], m, CLIPS, N)   # the new clip's caption, maybe who-only
         micro.append(dict(x0=x0, noise=noise[m], t=t[m].to(device), cond=ctx,
                           **caption_batch(tokens, rows, drop[m], args.compile, device)))

@@ -56,7 +56,7 @@ from tqdm import tqdm
 from minivid import extend, flow
 from minivid.captions import strip_motion
 from minivid.checkpoint import load_state_strict
-from minivid.history import Context, build_context, noise_history
+from minivid.history import Context, noised_context
 
 STEP_KEYS = "d_embed."  # the only weights a student has and its teacher lacks
 
@@ -196,15 +196,18 @@ class Continuations:
     """An extension teacher's bank layout: trajectory j makes the clip after `hc[j]` clips of
     long train clip `clip[j]`, from the caption `captions[j]` (that clip's own).
 
-    history: (M, C, 1 + 4 clips, h, w) the long clips' latents, noised to `tau` (M,) as
-             sampling noises every history (extend.SAMPLE_NOISE)
+    history: (M, C, 1 + 4 clips, h, w) the long clips' clean latents, and `noise` (same
+             shape, drawn once): each context is noised to `tau` (M,) as sampling noises
+             every history (extend.SAMPLE_NOISE; history.noised_context)
     clip, hc: (N,) long clip and history length (0 .. clips - 1) of each trajectory"""
     history: torch.Tensor
+    noise: torch.Tensor
     tau: torch.Tensor
     clip: torch.Tensor
     hc: torch.Tensor
     captions: list[str]
     anchor: str = "coarse"     # where pack puts frame 0, as the teacher was trained
+    per_piece: bool = False    # the teacher's history noise is per piece, the anchor clean
 
     @property
     def clips(self) -> int:
@@ -221,19 +224,23 @@ class Continuations:
 
     def context(self, rows, hc: int, device=None) -> Context | None:
         """The packed history of trajectories `rows`, all with hc clips of it (None: hc = 0)."""
-        history, _ = extend.split_example(self.history[self.clip[rows]], hc)  # (B, C, L, h, w)
-        ctx = build_context(history, "pack", t=self.tau[self.clip[rows]], anchor=self.anchor)
+        m = self.clip[rows]
+        history, _ = extend.split_example(self.history[m], hc)          # (B, C, L, h, w)
+        noise = self.noise[m][:, :, :history.shape[2]]
+        tau = self.tau[m][0].item() if self.per_piece else self.tau[m]  # per piece: a float
+        ctx = noised_context(history, noise, tau, "pack", anchor=self.anchor,
+                             per_piece=self.per_piece)
         return None if ctx is None else ctx.to(device)
 
 
 def continuations(cache: dict, order, n: int, seed: int, shift: float,
-                  scale: float, anchor: str = "coarse") -> Continuations:
+                  scale: float, anchor: str = "coarse", per_piece: bool = False) -> Continuations:
     """Lay n trajectories over the long clips of a latent cache (with clip_captions), taken in
     `order`: trajectory j continues long clip order[j // clips] after j % clips clips, so every
     history length gets n / clips of them. shift, scale: the teacher's latent normalisation."""
     history = (cache["latents"].float() - shift) / scale                  # (M, C, T, h, w) clean
     tau = torch.full((len(history),), extend.SAMPLE_NOISE)  # drawn once, like a sampled history
-    history = noise_history(history, tau, torch.Generator().manual_seed(seed + 1))
+    noise = torch.randn(history.shape, generator=torch.Generator().manual_seed(seed + 1))
     clips = (history.shape[2] - 1) // extend.NEW
     if any(len(r) != clips - 1 for r in cache["clip_captions"]):
         raise ValueError("the latent cache has long clips without one caption per continuation "
@@ -247,4 +254,4 @@ def continuations(cache: dict, order, n: int, seed: int, shift: float,
     who_only = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < extend.P_WHO_ONLY
     captions = [strip_motion(c) if w and k else c
                 for c, w, k in zip(captions, who_only.tolist(), hc.tolist())]
-    return Continuations(history, tau, clip, hc, captions, anchor)
+    return Continuations(history, noise, tau, clip, hc, captions, anchor, per_piece)

@@ -244,6 +244,35 @@ def test_08b_per_piece_noise():
     assert x0.shape[2] == 5 and c is None
 
 
+# 8c. Training on its own continuations (issue 22, part 4): a rollout step's history has
+#     the bank's clips 1 .. hc-1 (the model's own) and the real clip 0; the clip it learns is
+#     the REAL next one. A per-piece teacher's distillation contexts are per piece too, the
+#     anchor clean; the one-time contexts are bitwise what noise_history + build_context give.
+def test_08c_rollouts_and_per_piece_bank():
+    from minivid import distillation, rollouts
+    real, own = torch.randn(2, 3, 17, 8, 8), torch.randn(2, 3, 17, 8, 8)
+    assert rollouts.clip_frames(0) == slice(0, 5) and rollouts.clip_frames(2) == slice(9, 13)
+    z = rollouts.with_own_history(real, own, hc=3)                   # history: frames 0 .. 12
+    assert torch.equal(z[:, :, :5], real[:, :, :5])                  # clip 0 (the anchor) real
+    assert torch.equal(z[:, :, 5:13], own[:, :, 5:13])               # clips 1, 2: its own
+    past, x0 = extend.split_example(z, 3)
+    assert torch.equal(x0, real[:, :, 13:17]) and torch.equal(past, z[:, :, :13])
+    cache = {"latents": torch.randn(4, 3, 17, 8, 8), "captions": ["a"] * 4,
+             "clip_captions": [["b", "c", "d"]] * 4}
+    one = distillation.continuations(cache, range(4), 8, 0, 0.0, 1.0, "full")
+    per = distillation.continuations(cache, range(4), 8, 0, 0.0, 1.0, "full", per_piece=True)
+    rows = one.rows(2)
+    ctx = one.context(rows, 2)
+    hist = extend.split_example(one.history[one.clip[rows]], 2)[0]
+    want = history.build_context(history.noise_history(hist, one.tau[one.clip[rows]], noise=(
+        one.noise[one.clip[rows]][:, :, :9])), "pack", t=one.tau[one.clip[rows]], anchor="full")
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(ctx.pieces, want.pieces))
+    c = per.context(rows, 2)
+    assert c.t.dim() == 2 and (c.t[:, 0] == 0).all() and torch.allclose(
+        c.t[:, 1:], torch.tensor(history.SAMPLE_NOISE))
+    assert torch.equal(c.pieces[0][0], hist[:, :, :1])               # the anchor: exactly clean
+
+
 # ----------------------------------------------------------------------------- the scripts
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -377,5 +406,41 @@ def test_13_bad_inputs(setup, tmp_path):
         r = run("train_extend.py", "--vae", d / "vae.pt", "--latents", d / "latents", "--out",
                 d / "x", "--steps", 1, "--init-from", d / "video" / "ckpt.pt", *flags, check=False)
         assert r.returncode != 0 and why in r.stderr, r.stderr[-500:]
+    r = run("train_extend.py", "--vae", d / "vae.pt", "--latents", d / "latents", "--out", d / "x",
+            "--steps", 1, "--init-from", d / "video" / "ckpt.pt", "--rollouts", 0.5, check=False)
+    assert r.returncode != 0 and "never learnt to continue" in r.stderr, r.stderr[-500:]
+    r = run("train_extend.py", "--vae", d / "vae.pt", "--latents", d / "latents", "--out", d / "x",
+            "--steps", 1, "--init-from", d / "extend" / "ckpt.pt", "--rollouts", 0.5,
+            "--rollout-videos", 2, "--batch-size", 4, check=False)
+    assert r.returncode != 0 and "smaller than --batch-size" in r.stderr, r.stderr[-500:]
     with pytest.raises(ValueError, match="at least one clip"):
         sample_long(None, ["a red circle"], 0)
+
+
+# 14. Rollout training end to end, on a per-piece model: the bank of the model's own clips is
+#     built once beside the checkpoint and reused on --resume (not rebuilt: same bytes); a
+#     per-piece teacher distils into a student that keeps its history layout.
+@pytest.mark.slow  # a real script run on a trained model: `-m slow`
+def test_14_rollouts_and_per_piece_student(setup):
+    d = setup
+    common = ["--vae", d / "vae.pt", "--latents", d / "latents", "--batch-size", 4,
+              "--warmup", 2, "--save-every", 2, "--sample-every", 0]
+    run("train_extend.py", "--out", d / "piece", "--steps", 2, "--piece-noise", 0.5,
+        "--init-from", d / "extend" / "ckpt.pt", *common)
+    run("train_extend.py", "--out", d / "roll", "--steps", 2, "--rollouts", 1.0,
+        "--rollout-videos", 4, "--rollout-steps", 1, "--init-from", d / "piece" / "ckpt.pt",
+        *common)
+    bank = torch.load(d / "roll" / "rollouts.pt", weights_only=True)
+    assert bank["own"].shape == (4, 3, 13, 8, 8) and bank["meta"]["share"] == 1.0
+    stamp = (d / "roll" / "rollouts.pt").stat().st_mtime_ns
+    r = run("train_extend.py", "--out", d / "roll", "--steps", 4, "--rollouts", 1.0,
+            "--rollout-videos", 4, "--rollout-steps", 1, "--init-from", d / "piece" / "ckpt.pt",
+            "--resume", *common)
+    assert (d / "roll" / "rollouts.pt").stat().st_mtime_ns == stamp and "rollout bank" in r.stdout
+    ckpt = load_checkpoint(d / "roll" / "ckpt.pt", kind="dit")
+    assert ckpt["step"] == 4 and ckpt["extra"]["rollouts"]["videos"] == 4
+    run("distill.py", "--teacher", d / "piece" / "ckpt.pt", "--out", d / "piece_student",
+        "--steps", 2, "--trajectories", 12, "--batch-size", 4, "--step-counts", 1, 2, "--K", 2,
+        "--sample-every", 0)
+    student = load_checkpoint(d / "piece_student" / "ckpt.pt", kind="dit")
+    assert student["extra"]["piece_noise"] == 0.5 and student["extra"]["anchor"] == "full"
