@@ -142,7 +142,9 @@ stage_6() {  # prompt rewriting: a tiny LM reads what people type and writes den
 }
 
 stage_7() {  # clip extension: long videos clip by clip, the history as context (full/window/pack)
-  python train_extend.py --vae "$R/vae_t4/ckpt.pt" --latents "$R/latents" \
+  # --piece-noise 0.5: each packed piece of the history at its own noise level, the anchor
+  # (frame 0) clean (Diffusion Forcing; identity over 16 clips +0.03 in 2 seeds, docs/results.md 7)
+  python train_extend.py --vae "$R/vae_t4/ckpt.pt" --latents "$R/latents" --piece-noise 0.5 \
       --init-from "$R/dit_video/ckpt.pt" --out "$R/extend" --steps $EXTEND "${BATCH[@]}" $(resume "$R/extend")
   python -m minivid.evaluate extend --ckpt "$R/extend/ckpt.pt" --data "$D" "${EXT[@]}" \
       --plot "$R/extend/extend.png" --gif "$R/extend/strategies.gif" | tee "$R/extend/evaluate.txt"
