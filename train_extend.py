@@ -9,7 +9,9 @@ the new clip only (minivid/extend.py lays the data out). History 0 is an ordinar
 so the same model still starts videos. The model gains the coarse context kernels
 (initialised from the full patch embedding) and trains the clean-frame flag. The rest is the
 video stage's: the same model, loss, optimizer step and flags (minivid/t2v.py), and the same
-loop (minivid/run.py's `Run`).
+loop (minivid/run.py's `Run`). Two options against the drift of long videos (issue 22):
+--piece-noise (each packed piece at its own noise level, the anchor clean: minivid/history.py)
+and --rollouts (part of the histories are the model's own continuations: minivid/rollouts.py).
 
 CPU (tiny preset, 2 cores, 5 minutes):
     python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
