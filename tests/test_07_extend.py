@@ -398,6 +398,9 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--student", d / "student" / "ckpt.pt", "--student-steps", 3, check=False)
     assert r.returncode != 0 and "distilled for [1, 2]" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--history-noise", 0.05, 1.5, check=False)
+    assert r.returncode != 0 and "[0, 1)" in r.stderr
     r = run("train_extend.py", "--vae", d / "vae.pt", "--latents",
             d / "latents", "--out", d / "x", "--steps", 1, check=False)
     assert r.returncode != 0 and "--init-from" in r.stderr
