@@ -3,7 +3,8 @@
 #
 #   ./run_tiny.sh            every stage for a FIXED number of steps (the same machine gives the
 #                            same figures bit for bit, under any load; another CPU model moves
-#                            trained ones by about their seed spread): ~29 minutes on 2 quiet cores
+#                            trained ones within their seed spread): ~29 minutes
+#                            on 2 quiet AVX-512 cores, ~57 on 2 AVX2 cores (docs/results.md 9)
 #   ./run_tiny.sh --quick    every stage end to end at toy budgets, in a few minutes (what CI
 #                            runs: a change that breaks the pipeline fails CI); into runs/quick/
 #   ./run_tiny.sh --force    redo every stage, even the finished ones
@@ -27,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_tiny.sh: unknown flag $arg (use --quick, --force or --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +42,7 @@ if [[ $QUICK == 1 ]]; then   # toy budgets: every stage runs, nothing is good
   EXT=(--videos 2 --clips 3 --steps 2) AGENT=(--n 1 --seeds 1 --steps 2) LONG=2
   REWRITE=(--n 3 --seeds 1 --generated 2 --steps 2) FILM=(--steps 2 --candidates 2 --rounds 2)
   CHECK=(--check-prompts 2 --scenes 512) CALIB=(--calibration 64)
-else                         # the main job: fixed steps, ~30 minutes on 2 quiet cores
+else                         # the main job: fixed steps, 29-57 minutes on 2 quiet cores
   R=${MINIVID_RUNS:-runs} D=${MINIVID_RUNS:+$MINIVID_RUNS/}tiny_data
   WORLD=(--n-train-long 1000)
   VAE=2000 IMAGE=1600 VIDEO=750 STUDENT=640 TRAJ=1536 EXTEND=350 REWRITER=640 CAPTIONER=300
