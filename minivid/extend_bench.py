@@ -41,7 +41,7 @@ from minivid import bench, checker
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
-from minivid.history import SAMPLE_NOISE, TRAIN_NOISE, clip_prompts
+from minivid.history import TRAIN_NOISE, check_history_noise, clip_prompts
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
@@ -414,10 +414,11 @@ def check(args) -> None:
                "runs/dit_video/ckpt.pt ... (README, clip extension)")
     bench.need(bench.manifest(args.data, "val", "long"), "Make the long clips: python -m "
                f"minivid.world --out {args.data} (it writes val/long.jsonl)")
-    bad = [tau for tau in args.history_noise if not 0 <= tau < 1]
-    if bad:
-        args.error(f"--history-noise {bad}: the history's noise is a flow time in [0, 1) "
-                   f"(0: clean; the sampling default is {SAMPLE_NOISE})")
+    try:   # before any work: the sweep runs last
+        for tau in args.history_noise:
+            check_history_noise(tau)
+    except ValueError as e:
+        args.error(f"--history-noise: {e}")
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "

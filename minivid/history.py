@@ -286,6 +286,13 @@ TRAIN_NOISE = 0.1
 SAMPLE_NOISE = 0.05
 
 
+def check_history_noise(tau: float) -> None:
+    """Refuse a sampling-time history noise that is not a flow time: tau in [0, 1)."""
+    if not 0 <= tau < 1:
+        raise ValueError(f"history noise {tau}: the history's noise is a flow time in [0, 1) "
+                         f"(0: clean; the sampling default is {SAMPLE_NOISE})")
+
+
 def noise_history(history, tau, generator=None, noise=None):
     """(1 - tau) history + tau noise, the straight path of minivid/flow.py; tau (B,). The
     noise is drawn from `generator` unless given (train_extend.py draws it with the step)."""

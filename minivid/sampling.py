@@ -33,7 +33,8 @@ import time
 import torch
 
 from minivid import distillation, flow
-from minivid.history import FIRST, NEW, SAMPLE_NOISE, clip_prompts, frames_of, noised_context
+from minivid.history import (FIRST, NEW, SAMPLE_NOISE, check_history_noise, clip_prompts, frames_of,
+                             noised_context)
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP
 from minivid.t2v import load_model
@@ -123,6 +124,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     stays clean."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
+    check_history_noise(history_noise)
     C = model["dit"].cfg.in_channels
     done = 0
     if history is None:

@@ -375,6 +375,8 @@ def test_12_continue_a_given_history(setup):
     assert np.abs(out[:, :17].astype(int) - back.astype(int)).max() <= 2
     with pytest.raises(ValueError, match="1 \\+ 16 k"):
         pipe.extend([p], 1, "pack", steps=1, history=real[:, :10])
+    with pytest.raises(ValueError, match="flow time in \\[0, 1\\)"):      # not a flow time
+        pipe.extend([p], 1, "pack", steps=1, history=real, history_noise=1.5)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
