@@ -41,7 +41,8 @@ from minivid import bench, checker
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
-from minivid.history import TRAIN_NOISE, check_history_noise, clip_prompts
+from minivid.history import (GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise,
+                             clip_prompts)
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
@@ -159,9 +160,11 @@ def boundary_stats(video, colours, clips: int):
     return jumps, moves
 
 
-def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device):
+def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide=None):
     """Make the one-prompt videos, timing, sizing and scoring every clip -> (uint8 videos,
-    {"per_clip": rows, "video_seconds_per_second", "boundary_jump_px", ...})."""
+    {"per_clip": rows, "video_seconds_per_second", "boundary_jump_px", ...}).
+    guide: history guidance for the extension (Pipeline.extend's history_guidance and
+    guidance_noise; not for prompt-only, which has no history)."""
     rows, peak, n = [], bench.Peak(device), len(prompts)
     patch = pipe.model["dit"].cfg.patch
 
@@ -175,7 +178,8 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
     if strategy == "prompt-only":
         videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip)
     else:
-        videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip)
+        videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip,
+                             **(guide or {}))
     # everything, text and VAE decoding included: seconds of video per second of compute
     speed = video_seconds(len(prompts), clips) / (bench.clock() - t0)
     scores = score_one_prompt(videos, prompts, clips)
@@ -240,7 +244,8 @@ def real_videos(scenes):
     return np.stack([render(s) for s in scenes])
 
 
-def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window) -> list[dict]:
+def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window,
+                  guide=None) -> list[dict]:
     """Exposure bias as a number. For each history length k: the next clip (k + 1) made from
     the REAL first k clips (rendered by the world, encoded by the VAE) against the same clip
     of the model's OWN video (`own`, made from its own first k clips, the same prompts and
@@ -252,7 +257,7 @@ def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window)
         real = real_videos([Scene(s.background, s.objects, 1 + CLIP * (k + 1), s.res)
                             for s in scenes])                          # (N, 1 + 16 (k+1), ...)
         made = pipe.extend(prompts, 1, "pack", steps, cfg, seed, window,
-                           history=real[:, :1 + CLIP * k])
+                           history=real[:, :1 + CLIP * k], **(guide or {}))
         row = {"history_clips": k}
         for name, videos in (("real_history", made), ("own_history", own), ("real_clip", real)):
             hits = np.zeros(2)
@@ -269,7 +274,11 @@ def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window)
 def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0, window=4,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
-                  exposure=(1, 2, 4, 8), history_noises=()):
+                  exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
+                  guidance_noise=GUIDE_NOISE):
+    """Every score of the module docstring -> one dict (the JSON line). history_guidance,
+    guidance_noise: sampling.sample_long's, for every video the teacher continues."""
+    guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise)
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -281,19 +290,19 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                          "minivid.world --n-val-long 64) or ask for fewer")
     prompts = [clip_captions(s, 1)[0] for s in scenes]
     out = {"ckpt": str(ckpt), "videos": n, "clips": clips, "steps": steps, "cfg": cfg,
-           "window": window, "threads": torch.get_num_threads(), "strategies": {}}
+           "window": window, "threads": torch.get_num_threads(), **guide, "strategies": {}}
     videos_by = {}
     pipe.extend(prompts[:1], 2, "pack" if pipe.model["dit"].cfg.context_kernels else "full",
                 1, cfg, seed)  # warm-up: the first strategy must not pay for it
     for strategy in strategies:
         progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
         videos_by[strategy], out["strategies"][strategy] = run_strategy(
-            pipe, prompts, clips, strategy, steps, cfg, seed, window, device)
+            pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide)
     sweep = []
     for tau in history_noises:    # the sampling-time history noise, no retraining: pack
         progress(f"history noise {tau}, pack: {n} videos x {clips} clips")
         scores = score_one_prompt(pipe.extend(prompts, clips, "pack", steps, cfg, seed, window,
-                                              history_noise=tau), prompts, clips)
+                                              history_noise=tau, **guide), prompts, clips)
         sweep.append({"history_noise": tau,
                       "identity": float(np.mean(scores["identity_median_size"][1:])),
                       "boundary_jump_px": scores["boundary_jump_px"],
@@ -304,13 +313,13 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
     if lengths and "pack" in videos_by:
         progress(f"exposure bias, pack: the next clip after {lengths} real clips")
         out["exposure"] = exposure_bias(pipe, scenes, prompts, videos_by["pack"], lengths, steps,
-                                        cfg, seed, window)
+                                        cfg, seed, window, guide)
 
     # multi-prompt sets, the packed strategy (the one meant for long videos)
     long_clips = min(clips, (scenes[0].frames - 1) // CLIP)
     per_clip = [clip_captions(s, long_clips) for s in scenes]
     progress(f"one prompt per clip (val long clips), pack: {n} videos x {long_clips} clips")
-    videos = pipe.extend(per_clip, long_clips, "pack", steps, cfg, seed, window)
+    videos = pipe.extend(per_clip, long_clips, "pack", steps, cfg, seed, window, **guide)
     real = real_videos([Scene(s.background, s.objects, 1 + CLIP * long_clips, s.res)
                         for s in scenes])
     out["per_clip_prompts"] = {"pack": score_per_clip(videos, per_clip, long_clips),
@@ -319,7 +328,7 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
     squares = [square_path_scene(rng) for _ in range(n)]
     four = [clip_captions(s, 4) for s in squares]
     progress(f"four prompts (a square path), pack: {n} videos x 4 clips")
-    square_videos = pipe.extend(four, 4, "pack", steps, cfg, seed, window)
+    square_videos = pipe.extend(four, 4, "pack", steps, cfg, seed, window, **guide)
     out["four_prompts"] = {"pack": score_per_clip(square_videos, four, 4),
                            "real": score_per_clip(real_videos(squares), four, 4),
                            "example": four[0]}
@@ -402,6 +411,13 @@ def add_args(sub) -> None:
     p.add_argument("--history-noise", nargs="*", type=float, default=[], metavar="TAU",
                    help="sweep the flow time the history is noised to in sampling (pack; the "
                    "default is history.SAMPLE_NOISE): identity and boundary jump per value")
+    p.add_argument("--history-guidance", type=float, default=0.0, metavar="W",
+                   help="guidance over the history for every continued video (sampling."
+                   "sample_long): + W (v(history) - v(the history noised to --guidance-noise)); "
+                   "0: off; 1.5x the network rows of plain CFG")
+    p.add_argument("--guidance-noise", type=float, default=GUIDE_NOISE, metavar="TAU",
+                   help="the flow time of the vaguer history that --history-guidance pushes "
+                   "away from (the anchor stays clean in a per-piece model)")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -419,6 +435,10 @@ def check(args) -> None:
             check_history_noise(tau)
     except ValueError as e:
         args.error(f"--history-noise: {e}")
+    try:
+        check_history_guidance(args.history_guidance, args.guidance_noise)
+    except ValueError as e:
+        args.error(f"--history-guidance / --guidance-noise: {e}")
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "
@@ -447,7 +467,9 @@ def run(args) -> dict:
                             args.window, args.seed, args.student, args.student_steps,
                             args.device, args.gif, tuple(args.strategies),
                             exposure=tuple(args.exposure),
-                            history_noises=tuple(args.history_noise))
+                            history_noises=tuple(args.history_noise),
+                            history_guidance=args.history_guidance,
+                            guidance_noise=args.guidance_noise)
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}

@@ -63,14 +63,19 @@ def timesteps(steps: int, shift: float = 1.0, device=None):
     return shift * t / (1 + (shift - 1) * t)
 
 
-def _pair(a, b):
-    """Stack the two guidance halves along the batch: tensors, or objects with .cat (a packed
+def _stack(parts):
+    """Stack guidance branches along the batch: tensors, or objects with .cat (a packed
     history, minivid.history.Context)."""
-    return torch.cat([a, b]) if torch.is_tensor(a) else a.cat(b)
+    if torch.is_tensor(parts[0]):
+        return torch.cat(parts)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.cat(part)
+    return out
 
 
 def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
-             **extra):
+             guides=(), **extra):
     """v at (x, t) with classifier-free guidance (https://arxiv.org/abs/2207.12598):
     v_uncond + s * (v_cond - v_uncond), conditional and unconditional in ONE batched forward.
 
@@ -79,15 +84,27 @@ def velocity(model, x, t, cond: dict, uncond: dict | None = None, cfg_scale: flo
     lacks is taken from `cond`: clean conditioning frames (`cond=`, clip extension) are the
     history of BOTH halves, only the caption is dropped. uncond=None skips guidance and the
     second half. `extra` goes to the model unchanged for both halves (e.g. a distilled
-    student's step size `d`, a tensor (B,) or None)."""
+    student's step size `d`, a tensor (B,) or None).
+    guides: more guidance terms, [(alt, w), ...]: + w (v_cond - v_alt) each, where alt says
+    what differs from `cond` as uncond does (history guidance: the same caption, a NOISIER
+    history, so w > 0 pushes away from what a vaguer history would give; minivid/sampling.py).
+    Every branch goes in the same batched forward: 1 + [uncond] + len(guides) times the rows."""
     t = t.expand(x.shape[0]) if t.dim() == 0 else t
-    if uncond is None:
+    alts = ([uncond] if uncond is not None else []) + [alt for alt, _ in guides]
+    if not alts:
         return model(x, t, **cond, **extra)
-    both = {k: None if v is None else _pair(v, uncond.get(k, v)) for k, v in cond.items()}
-    more = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.dim() > 0 else v
+    n = 1 + len(alts)
+    batch = {k: None if v is None else _stack([v] + [a.get(k, v) for a in alts])
+             for k, v in cond.items()}
+    more = {k: torch.cat([v] * n) if torch.is_tensor(v) and v.dim() > 0 else v
             for k, v in extra.items()}
-    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), **both, **more).chunk(2)
-    return v_uncond + cfg_scale * (v_cond - v_uncond)
+    vs = model(torch.cat([x] * n), torch.cat([t] * n), **batch, **more).chunk(n)
+    v_cond, out = vs[0], vs[0]
+    if uncond is not None:
+        out = vs[1] + cfg_scale * (v_cond - vs[1])
+    for (_, w), v_alt in zip(guides, vs[1 + (uncond is not None):]):
+        out = out + w * (v_cond - v_alt)
+    return out
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -127,13 +144,14 @@ def get_step(name: str):
 
 @torch.no_grad()
 def sample(model, noise, cond: dict, uncond: dict | None = None, cfg_scale: float = 1.0,
-           steps: int = 30, step=euler_step, times=None, shift: float = 1.0):
+           steps: int = 30, step=euler_step, times=None, shift: float = 1.0, guides=()):
     """Integrate dx/dt = v from t = 1 (x = noise) to t = 0 and return the data sample.
 
     noise: (B, ...) standard Gaussian, the start point (the DiT: (B, C, T, H, W)).
     step:  a step function (euler_step, heun_step, a student's) or its name.
     times: the time grid, 1-D from 1 down to 0 (default: timesteps(steps, shift)); a custom
-           grid (say, more steps at high noise) needs no new code here."""
+           grid (say, more steps at high noise) needs no new code here.
+    guides: more guidance terms for `velocity` (history guidance)."""
     step = get_step(step) if isinstance(step, str) else step
     ts = timesteps(steps, shift, noise.device) if times is None else times.to(noise.device)
     if ts.dim() != 1 or len(ts) < 2 or (ts[1:] >= ts[:-1]).any():
@@ -141,7 +159,7 @@ def sample(model, noise, cond: dict, uncond: dict | None = None, cfg_scale: floa
                          f"(from 1 to 0), got {ts.tolist()}")
 
     def f(x, t, **extra):  # the guided velocity, all conditioning bound
-        return velocity(model, x, t, cond, uncond, cfg_scale, **extra)
+        return velocity(model, x, t, cond, uncond, cfg_scale, guides, **extra)
 
     x = noise
     for t, t_next in zip(ts[:-1], ts[1:]):

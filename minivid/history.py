@@ -293,6 +293,20 @@ def check_history_noise(tau: float) -> None:
                          f"(0: clean; the sampling default is {SAMPLE_NOISE})")
 
 
+# History guidance (sampling.sample_long): the weaker history is the same one noised to this
+# time, the top of the range a per-piece model trains on (train_extend.py --piece-noise 0.5).
+GUIDE_NOISE = 0.5
+
+
+def check_history_guidance(w: float, tau: float = GUIDE_NOISE) -> None:
+    """Refuse a history guidance weight below 0, or a guidance noise that is not a flow time."""
+    if w < 0:
+        raise ValueError(f"history guidance {w}: a weight >= 0 (0: off; try 1 or 2)")
+    if not 0 < tau < 1:
+        raise ValueError(f"guidance noise {tau}: the noisier history's flow time, in (0, 1) "
+                         f"(default {GUIDE_NOISE})")
+
+
 def noise_history(history, tau, generator=None, noise=None):
     """(1 - tau) history + tau noise, the straight path of minivid/flow.py; tau (B,). The
     noise is drawn from `generator` unless given (train_extend.py draws it with the step)."""

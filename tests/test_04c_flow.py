@@ -136,7 +136,7 @@ def test_05_heun_beats_euler():
 
 # 6. Classifier-free guidance on the DiT, batched as ONE forward: scale 1 is the conditional
 #    prediction, scale 0 the unconditional one, and the clean conditioning frames go to both
-#    halves untouched.
+#    halves untouched. History guidance adds a third branch to the same forward.
 def test_06_cfg():
     torch.manual_seed(0)
     model = DiT(dataclasses.replace(PRESETS["tiny"], in_channels=4, text_dim=16, dim=32,
@@ -166,6 +166,19 @@ def test_06_cfg():
     torch.testing.assert_close(v3, v_uncond + 3 * (v_cond - v_uncond), atol=1e-5, rtol=1e-5)
     out = flow.sample(model, torch.randn(2, 4, 2, 8, 8), cond, uncond, cfg_scale=2.0, steps=2)
     assert out.shape == (2, 4, 2, 8, 8) and torch.isfinite(out).all()
+
+    # history guidance: a third branch, the same caption with other (vaguer) frames, in the
+    # same batched forward: v = v_uncond + s (v_cond - v_uncond) + w (v_cond - v_weak)
+    weak = dict(cond=0.5 * frames + 0.5 * torch.randn_like(frames))
+    calls.clear()
+    with torch.no_grad():
+        v_weak = model(x, t, **{**cond, **weak})
+        v = flow.velocity(counted, x, t, cond, uncond, 2.0, guides=[(weak, 1.5)])
+        v_no_cfg = flow.velocity(counted, x, t, cond, None, 1.0, guides=[(weak, 1.5)])
+    assert calls == [6, 4]
+    torch.testing.assert_close(v, v_uncond + 2 * (v_cond - v_uncond) + 1.5 * (v_cond - v_weak),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(v_no_cfg, v_cond + 1.5 * (v_cond - v_weak), atol=1e-5, rtol=1e-5)
 
 
 # 7. Training with clean conditioning frames: they reach the model as given (never noised)

@@ -335,7 +335,7 @@ def test_11_evaluate_extend(setup, tmp_path):
     world.generate(data, {("val", "long"): 4}, seed=0, workers=1, long_clips=4)
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--videos", 2, "--clips", 3, "--steps", 1, "--student", d / "student" / "ckpt.pt",
-            "--history-noise", 0, 0.2,
+            "--history-noise", 0, 0.2, "--history-guidance", 1,
             "--plot", tmp_path / "extend.png")
     fig = json.loads(r.stdout.strip().splitlines()[-1])
     assert fig["eval"] == "extend" and set(fig["strategies"]) == {"full", "window", "pack",
@@ -352,6 +352,7 @@ def test_11_evaluate_extend(setup, tmp_path):
                                                                   "shape", "size"}
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
     assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
+    assert fig["history_guidance"] == 1 and fig["guidance_noise"] == 0.5
     assert all(0 <= r[k] <= 1 for r in fig["exposure"]
                for k in ("real_history", "own_history", "real_clip"))
 
@@ -359,8 +360,9 @@ def test_11_evaluate_extend(setup, tmp_path):
 # 12. A video can go on from a history made elsewhere (real clips, encoded by the model's
 #     VAE): the result keeps those frames as the VAE gives them back (the VAE is causal, so
 #     the new clip does not change them) and adds a clip; a history that is not whole clips
-#     of the model's size is refused with the shape it needs. And identity by part: a clip
-#     against itself is whole; a smaller object costs the size part only.
+#     of the model's size is refused with the shape it needs; history guidance changes the new
+#     clip only. And identity by part: a clip against itself is whole; a smaller object costs
+#     the size part only.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_12_continue_a_given_history(setup):
     from minivid.sampling import Pipeline, encode_uint8
@@ -377,6 +379,14 @@ def test_12_continue_a_given_history(setup):
         pipe.extend([p], 1, "pack", steps=1, history=real[:, :10])
     with pytest.raises(ValueError, match="flow time in \\[0, 1\\)"):      # not a flow time
         pipe.extend([p], 1, "pack", steps=1, history=real, history_noise=1.5)
+    # history guidance: only the new clip changes (w = 0 is the plain sampler, bit for bit)
+    plain = pipe.extend([p], 1, "pack", steps=2, history=real)
+    assert np.array_equal(plain, pipe.extend([p], 1, "pack", steps=2, history=real,
+                                             history_guidance=0.0))
+    guided = pipe.extend([p], 1, "pack", steps=2, history=real, history_guidance=2.0)
+    assert np.array_equal(guided[:, :17], plain[:, :17]) and not np.array_equal(guided, plain)
+    with pytest.raises(ValueError, match="weight >= 0"):
+        pipe.extend([p], 1, "pack", steps=1, history=real, history_guidance=-1)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
@@ -403,6 +413,9 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--history-noise", 0.05, 1.5, check=False)
     assert r.returncode != 0 and "[0, 1)" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--history-guidance", 1, "--guidance-noise", 1, check=False)
+    assert r.returncode != 0 and "--guidance-noise" in r.stderr and "(0, 1)" in r.stderr
     r = run("train_extend.py", "--vae", d / "vae.pt", "--latents",
             d / "latents", "--out", d / "x", "--steps", 1, check=False)
     assert r.returncode != 0 and "--init-from" in r.stderr
