@@ -67,6 +67,9 @@ p.add_argument("--context", default="pack", choices=["full", "window", "pack"], 
                "--extend: what history each clip sees (minivid/history.py): everything, the last "
                "--window latent frames, or FramePack-style packed (constant size)")
 p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
+p.add_argument("--history-guidance", type=float, default=0.0, metavar="W", help="with --extend: "
+               "guidance over the history, + W (v(history) - v(a noisier history)); 0 = off "
+               "(minivid/sampling.py sample_long; 1.5x the compute of plain CFG)")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
                "each prompt into a dense description first: local = the tiny LM of "
                "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
@@ -170,7 +173,8 @@ if args.extend is not None:  # one long video, clip by clip
         with tqdm(total=args.extend, desc=f"clips ({args.context})") as bar:
             video = pipe.extend([per_video], args.extend, args.context, args.steps, args.cfg,
                                 args.seed, args.window, progress=bar,
-                                sampler=args.sampler if not pipe.distilled else "euler")[0]
+                                sampler=args.sampler if not pipe.distilled else "euler",
+                                history_guidance=args.history_guidance)[0]
     except ValueError as e:
         sys.exit(f"error: {e}")
     os.makedirs(args.out, exist_ok=True)

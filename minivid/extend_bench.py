@@ -26,6 +26,8 @@ each clip, extra objects: where identity is lost), and for pack:
      the world, encoded by the VAE) against the same clip of the model's own video;
   a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
      changed without retraining: identity and boundary jump per value.
+--history-guidance W scores every continued video with guidance over the history (sampling.
+sample_long); --skip-videos K scores scenes the setting was not tuned on.
 With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
 of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
 
@@ -51,8 +53,9 @@ STATIC = ("colour", "shape", "size")
 
 
 # ----------------------------------------------------------------------------- the videos
-def eval_scenes(data_dir: str, n: int) -> list[Scene]:
-    """The first n val long scenes in which nothing grows or shrinks."""
+def eval_scenes(data_dir: str, n: int, skip: int = 0) -> list[Scene]:
+    """The first n val long scenes in which nothing grows or shrinks, after the first `skip`
+    such scenes (those a sampling setting was tuned on, say: held out means held out)."""
     out = []
     with open(bench.manifest(data_dir, "val", "long")) as f:
         for line in f:
@@ -61,9 +64,9 @@ def eval_scenes(data_dir: str, n: int) -> list[Scene]:
                 [t[1] for o in scene.objects for t in o.turns]
             if not {"grow", "shrink"} & set(motions):
                 out.append(scene)
-            if len(out) == n:
+            if len(out) == skip + n:
                 break
-    return out
+    return out[skip:]
 
 
 def square_path_scene(rng, res: int = 32) -> Scene:
@@ -275,7 +278,7 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
                   exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
-                  guidance_noise=GUIDE_NOISE):
+                  guidance_noise=GUIDE_NOISE, skip=0):
     """Every score of the module docstring -> one dict (the JSON line). history_guidance,
     guidance_noise: sampling.sample_long's, for every video the teacher continues."""
     guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise)
@@ -283,13 +286,14 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
                          "and the student with --student")
-    scenes = eval_scenes(data_dir, n)
+    scenes = eval_scenes(data_dir, n, skip)
     if len(scenes) < n:
-        raise ValueError(f"{data_dir}/val/long.jsonl has {len(scenes)} usable long clips, "
-                         f"fewer than --videos {n}: regenerate it with more (python -m "
-                         "minivid.world --n-val-long 64) or ask for fewer")
+        raise ValueError(f"{data_dir}/val/long.jsonl has {skip + len(scenes)} usable long clips, "
+                         f"fewer than --skip-videos {skip} + --videos {n}: regenerate it with "
+                         "more (python -m minivid.world --n-val-long 180: ~45% are usable) or "
+                         "ask for fewer")
     prompts = [clip_captions(s, 1)[0] for s in scenes]
-    out = {"ckpt": str(ckpt), "videos": n, "clips": clips, "steps": steps, "cfg": cfg,
+    out = {"ckpt": str(ckpt), "videos": n, "skip_videos": skip, "clips": clips, "steps": steps, "cfg": cfg,
            "window": window, "threads": torch.get_num_threads(), **guide, "strategies": {}}
     videos_by = {}
     pipe.extend(prompts[:1], 2, "pack" if pipe.model["dit"].cfg.context_kernels else "full",
@@ -403,6 +407,8 @@ def add_args(sub) -> None:
     p.add_argument("--student-steps", type=int, default=None, help="student steps per clip "
                    "(default: its fewest)")
     p.add_argument("--videos", type=int, default=16, help="videos per set")
+    p.add_argument("--skip-videos", type=int, default=0, metavar="K", help="leave out the first "
+                   "K usable val long scenes (e.g. the ones a setting was tuned on)")
     p.add_argument("--clips", type=int, default=16, help="clips per one-prompt video")
     p.add_argument("--window", type=int, default=4, help="latent frames the window strategy "
                    "keeps")
@@ -425,7 +431,7 @@ def add_args(sub) -> None:
 
 def check(args) -> None:
     """Refuse what extend_report cannot score, before any work, naming the fix."""
-    bench.at_least(args, videos=1, clips=2, steps=1, window=1)
+    bench.at_least(args, videos=1, clips=2, steps=1, window=1, skip_videos=0)
     bench.need(args.ckpt, "Train one first: python train_extend.py --init-from "
                "runs/dit_video/ckpt.pt ... (README, clip extension)")
     bench.need(bench.manifest(args.data, "val", "long"), "Make the long clips: python -m "
@@ -469,7 +475,7 @@ def run(args) -> dict:
                             exposure=tuple(args.exposure),
                             history_noises=tuple(args.history_noise),
                             history_guidance=args.history_guidance,
-                            guidance_noise=args.guidance_noise)
+                            guidance_noise=args.guidance_noise, skip=args.skip_videos)
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}

@@ -241,6 +241,10 @@ class Pipeline:
                              "train_extend.py --init-from <video ckpt>")
         if self.distilled:
             self.check_steps(steps)
+            if history_guidance:
+                raise ValueError("a distilled student was not distilled with history guidance "
+                                 "(it samples in one call a step); use it with guidance 0, or "
+                                 "guide the teacher")
             cfg, sampler = 1.0, distillation.student_step
         done = 0
         if history is not None:

@@ -416,6 +416,12 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--history-guidance", 1, "--guidance-noise", 1, check=False)
     assert r.returncode != 0 and "--guidance-noise" in r.stderr and "(0, 1)" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--skip-videos", -1, check=False)
+    assert r.returncode != 0 and "--skip-videos >= 0" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--skip-videos", 5, "--videos", 1, check=False)   # held-out scenes run out
+    assert r.returncode != 0 and "--n-val-long" in r.stderr and "--skip-videos 5" in r.stderr
     r = run("train_extend.py", "--vae", d / "vae.pt", "--latents",
             d / "latents", "--out", d / "x", "--steps", 1, check=False)
     assert r.returncode != 0 and "--init-from" in r.stderr
