@@ -69,7 +69,7 @@ p.add_argument("--context", default="pack", choices=["full", "window", "pack"], 
 p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
 p.add_argument("--history-guidance", type=float, default=0.0, metavar="W", help="with --extend: "
                "guidance over the history, + W (v(history) - v(a noisier history)); 0 = off "
-               "(minivid/sampling.py sample_long; 1.5x the compute of plain CFG)")
+               "(minivid/sampling.py sample_long; 1.5x the rows of plain CFG, ~1.7x its time; on 64 held-out videos it did not lift identity: docs/results.md 7)")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
                "each prompt into a dense description first: local = the tiny LM of "
                "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
