@@ -20,8 +20,9 @@ are left out, since their size changes on purpose):
   3. FOUR PROMPTS: "moves right", then "moves up", "moves left", "moves down" (a square
      path; each video's start corner, turning sense, object and speed drawn): adherence per
      clip, identity.
-Set 1 also gives identity BY PART (background, colour, shape, size read as the median over
-each clip, extra objects: where identity is lost), and for pack:
+Set 1 also gives the metric's CEILING (the real videos of the same scenes, as rendered and
+through the model's VAE, scored the same way), identity BY PART (background, colour, shape,
+size read as the median over each clip, extra objects: where identity is lost), and for pack:
   EXPOSURE BIAS (--exposure K ...): clip K + 1 made from the REAL first K clips (rendered by
      the world, encoded by the VAE) against the same clip of the model's own video;
   a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
@@ -45,6 +46,7 @@ from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
 from minivid.history import (GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise,
                              clip_prompts)
+from minivid.latents import encode_uint8
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
@@ -247,6 +249,26 @@ def real_videos(scenes):
     return np.stack([render(s) for s in scenes])
 
 
+def ceiling(pipe, scenes, prompts, clips) -> dict:
+    """What the identity metric gives the TRUTH on these scenes: their real videos, `clips`
+    clips long, scored exactly like the generated ones, as rendered and after a round trip
+    through the model's VAE (encode, decode: the best a latent model that copied perfectly
+    could show). -> {"real": ..., "real_through_vae": ...}, each identity over clips 2..N
+    (median size), its lowest clip, by part, boundary jump and motion."""
+    real = real_videos([Scene(s.background, s.objects, 1 + CLIP * clips, s.res) for s in scenes])
+    z, _ = encode_uint8(pipe.vae, real)                       # (N, C, 1 + 4 clips, h, w)
+    through = pipe.decode((z.float() - pipe.shift) / pipe.scale, real.shape[1])
+    out = {}
+    for name, videos in (("real", real), ("real_through_vae", through)):
+        sc = score_one_prompt(videos, prompts, clips)
+        later = sc["identity_median_size"][1:]
+        out[name] = {"identity": float(np.mean(later)), "lowest_clip": float(min(later)),
+                     **{k: float(np.mean(v[1:])) for k, v in sc["identity_by_part"].items()},
+                     "boundary_jump_px": sc["boundary_jump_px"],
+                     "within_clip_motion_px": sc["within_clip_motion_px"]}
+    return out
+
+
 def exposure_bias(pipe, scenes, prompts, own, lengths, steps, cfg, seed, window,
                   guide=None) -> list[dict]:
     """Exposure bias as a number. For each history length k: the next clip (k + 1) made from
@@ -302,6 +324,8 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
         progress(f"one prompt per video, {strategy}: {n} videos x {clips} clips")
         videos_by[strategy], out["strategies"][strategy] = run_strategy(
             pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide)
+    progress("the metric's ceiling: the real videos, as rendered and through the VAE")
+    out["ceiling"] = ceiling(pipe, scenes, prompts, clips)
     sweep = []
     for tau in history_noises:    # the sampling-time history noise, no retraining: pack
         progress(f"history noise {tau}, pack: {n} videos x {clips} clips")
@@ -505,6 +529,13 @@ def run(args) -> dict:
           [f"{np.mean(res['identity_by_part'][k][1:]):.3f}" for k in PARTS[:-1]] +
           [f"{np.mean(res['extra_objects_per_clip'][1:]):.2f}"])
          for name, res in fig["strategies"].items() if len(res["per_clip"]) > 1])
+    bench.print_columns(
+        "the metric's ceiling: the REAL videos of the same scenes, scored the same way "
+        "(identity over clips 2..N, median size)", ["video", "identity", "lowest clip", "colour",
+                                                    "shape", "size", "jump px", "motion px"],
+        [(name, [f"{r['identity']:.3f}", f"{r['lowest_clip']:.3f}", f"{r['colour']:.3f}",
+                 f"{r['shape']:.3f}", f"{r['size']:.3f}", f"{r['boundary_jump_px']:.2f}",
+                 f"{r['within_clip_motion_px']:.2f}"]) for name, r in fig["ceiling"].items()])
     if fig.get("history_noise"):
         bench.print_columns(
             "history noise in sampling (pack): identity over clips 2..N (median size), boundary "

@@ -353,6 +353,8 @@ def test_11_evaluate_extend(setup, tmp_path):
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
     assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
     assert fig["history_guidance"] == 1 and fig["guidance_noise"] == 0.5
+    assert set(fig["ceiling"]) == {"real", "real_through_vae"}   # the truth, scored the same way
+    assert all(0 <= r["lowest_clip"] <= r["identity"] <= 1 for r in fig["ceiling"].values())
     assert all(0 <= r[k] <= 1 for r in fig["exposure"]
                for k in ("real_history", "own_history", "real_clip"))
 
