@@ -46,7 +46,7 @@ from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
 from minivid.history import (GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise,
                              clip_prompts)
-from minivid.latents import encode_uint8
+from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
@@ -249,15 +249,15 @@ def real_videos(scenes):
     return np.stack([render(s) for s in scenes])
 
 
-def ceiling(pipe, scenes, prompts, clips) -> dict:
+def ceiling(vae, scenes, prompts, clips) -> dict:
     """What the identity metric gives the TRUTH on these scenes: their real videos, `clips`
     clips long, scored exactly like the generated ones, as rendered and after a round trip
     through the model's VAE (encode, decode: the best a latent model that copied perfectly
     could show). -> {"real": ..., "real_through_vae": ...}, each identity over clips 2..N
     (median size), its lowest clip, by part, boundary jump and motion."""
     real = real_videos([Scene(s.background, s.objects, 1 + CLIP * clips, s.res) for s in scenes])
-    z, _ = encode_uint8(pipe.vae, real)                       # (N, C, 1 + 4 clips, h, w)
-    through = pipe.decode((z.float() - pipe.shift) / pipe.scale, real.shape[1])
+    z, _ = encode_uint8(vae, real)                            # (N, C, 1 + 4 clips, h, w)
+    through = decode_latents(vae, z.float(), real.shape[1])   # uint8, like the real ones
     out = {}
     for name, videos in (("real", real), ("real_through_vae", through)):
         sc = score_one_prompt(videos, prompts, clips)
@@ -325,7 +325,7 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
         videos_by[strategy], out["strategies"][strategy] = run_strategy(
             pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide)
     progress("the metric's ceiling: the real videos, as rendered and through the VAE")
-    out["ceiling"] = ceiling(pipe, scenes, prompts, clips)
+    out["ceiling"] = ceiling(pipe.vae, scenes, prompts, clips)
     sweep = []
     for tau in history_noises:    # the sampling-time history noise, no retraining: pack
         progress(f"history noise {tau}, pack: {n} videos x {clips} clips")
