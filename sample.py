@@ -69,7 +69,8 @@ p.add_argument("--context", default="pack", choices=["full", "window", "pack"], 
 p.add_argument("--window", type=int, default=4, help="latent frames --context window keeps")
 p.add_argument("--history-guidance", type=float, default=0.0, metavar="W", help="with --extend: "
                "guidance over the history, + W (v(history) - v(a noisier history)); 0 = off "
-               "(minivid/sampling.py sample_long; 1.5x the rows of plain CFG, ~1.7x its time; on 64 held-out videos it did not lift identity: docs/results.md 7)")
+               "(minivid/sampling.py sample_long; 1.5x the rows of plain CFG, ~1.7x its time; "
+               "on 64 held-out videos it did not lift identity: docs/results.md 7)")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
                "each prompt into a dense description first: local = the tiny LM of "
                "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
@@ -134,6 +135,8 @@ if not 0 < args.strength <= 1:
     sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
              "0.5 keeps the layout of --init")
 
+if args.history_guidance and args.extend is None:
+    sys.exit("error: --history-guidance guides a continuation by its history: it needs --extend N")
 if args.extend is not None:
     if args.extend < 1:
         sys.exit(f"error: --extend {args.extend}: a video needs at least 1 clip")

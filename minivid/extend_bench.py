@@ -315,8 +315,8 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                          "more (python -m minivid.world --n-val-long 180: ~45% are usable) or "
                          "ask for fewer")
     prompts = [clip_captions(s, 1)[0] for s in scenes]
-    out = {"ckpt": str(ckpt), "videos": n, "skip_videos": skip, "clips": clips, "steps": steps, "cfg": cfg,
-           "window": window, "threads": torch.get_num_threads(), **guide, "strategies": {}}
+    out = {"ckpt": str(ckpt), "videos": n, "skip_videos": skip, "clips": clips, "steps": steps,
+           "cfg": cfg, "window": window, "threads": torch.get_num_threads(), **guide, "strategies": {}}
     videos_by = {}
     pipe.extend(prompts[:1], 2, "pack" if pipe.model["dit"].cfg.context_kernels else "full",
                 1, cfg, seed)  # warm-up: the first strategy must not pay for it
@@ -478,6 +478,10 @@ def check(args) -> None:
     if beyond:   # allowed (a sweep may look past it), but the reader should know
         print(f"note: --history-noise {beyond} lies beyond what {args.ckpt} was trained on "
               f"(history noise up to {trained}): those rows test it out of its range")
+    if args.history_guidance and args.guidance_noise > trained:   # the same, for the weak branch
+        print(f"note: --guidance-noise {args.guidance_noise} lies beyond what {args.ckpt} was "
+              f"trained on (history noise up to {trained}): its guidance branch asks the model "
+              "about histories it never saw")
     if args.student:
         bench.need(args.student, "Distil one first: python distill.py --teacher "
                    "runs/extend/ckpt.pt")

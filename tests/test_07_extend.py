@@ -324,6 +324,9 @@ def test_10_sample_extend(setup):
     bad = run("sample.py", "--ckpt", d / "video" / "ckpt.pt", "--extend", 2, "--steps", 2,
               "--prompt", p, "--out", d / "x", check=False)
     assert bad.returncode != 0 and "train_extend.py" in bad.stderr
+    bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--history-guidance", 1,
+              "--prompt", p, "--out", d / "x", check=False)         # guidance without a history
+    assert bad.returncode != 0 and "needs --extend" in bad.stderr
 
 
 # 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
