@@ -59,7 +59,7 @@ def _labels(v):
 def centres(video, colours):
     """Where each named object colour is, frame by frame: {colour: float (T, 2) array of the
     (x, y) bounding-box centre in pixels, NaN in frames where that colour is (nearly) absent}.
-    Clip extension measures jumps across clip boundaries with it (minivid/extend_bench.py)."""
+    Clip extension measures jumps across clip boundaries with it (minivid/video_identity.py)."""
     v = _as_uint8(video)
     T, H, W, _ = v.shape
     _, label = _labels(v)

@@ -31,6 +31,7 @@ size read as the median over each clip, extra objects: where identity is lost), 
 sample_long); --skip-videos K scores scenes the setting was not tuned on.
 With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
 of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
+How each video is scored (identity, adherence, continuity) is minivid/video_identity.py.
 
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
 """
@@ -44,15 +45,12 @@ from minivid import bench, checker
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
-from minivid.history import (GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise,
-                             clip_prompts)
+from minivid.history import GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
+from minivid.video_identity import PARTS, identity, score_one_prompt, score_per_clip
 from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
-
-STATIC = ("colour", "shape", "size")
-
 
 # ----------------------------------------------------------------------------- the videos
 def eval_scenes(data_dir: str, n: int, skip: int = 0) -> list[Scene]:
@@ -99,11 +97,6 @@ def clip_captions(scene: Scene, clips: int, seed: int = 0) -> list[str]:
     return [dense_caption(clip_scene(scene, m), rng, where=m == 0) for m in range(clips)]
 
 
-def split(video, clips: int) -> list[np.ndarray]:
-    """uint8 (1 + 16 clips, H, W, 3) -> the clips' frames: 17, then 16 each."""
-    return [video[clip_start(m):clip_start(m + 1)] for m in range(clips)]
-
-
 def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=None):
     """The baseline with no memory: clip m drawn on its own from the same prompt (noise seed
     + 1000 m), its first 17 (clip 0) or 16 frames laid end to end. Each clip is a whole first
@@ -115,54 +108,6 @@ def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=N
                             batch_size=batch_size, on_clip=timed)
         parts.append(video if m == 0 else video[:, :CLIP])
     return np.concatenate(parts, axis=1)
-
-
-# ----------------------------------------------------------------------------- the measures
-def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
-    """{part: (hits, total)}: does `later` (detect output of clip N) show what `first` (clip 1)
-    showed? "background"; per clip-1 object "colour" (present in clip N), "shape", "size"
-    (read by `size`: "size" = at the first frame, "size_median" = the median over the clip);
-    "extra": each object in clip N that clip 1 did not have counts as one miss."""
-    parts = {"background": (int(later["background"] == first["background"]), 1),
-             "colour": (0, 0), "shape": (0, 0), "size": (0, 0), "extra": (0, 0)}
-    for o in first["objects"]:
-        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
-        for key, read in (("colour", "colour"), ("shape", "shape"), ("size", size)):
-            h, t = parts[key]
-            parts[key] = (h + int(match is not None and match[read] == o[read]), t + 1)
-    known = {o["colour"] for o in first["objects"]}
-    parts["extra"] = (0, sum(f["colour"] not in known for f in later["objects"]))
-    return parts
-
-
-def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
-    """(hits, total) over identity_parts: the identity of clip N with clip 1."""
-    parts = identity_parts(first, later, size).values()
-    return sum(h for h, _ in parts), sum(t for _, t in parts)
-
-
-def static_adherence(found: dict, prompt: str) -> tuple[int, int]:
-    """(hits, total) over what the prompt states of background, colours, shapes and sizes:
-    what must hold in EVERY clip of a one-prompt video (positions and motions move on)."""
-    want = checker.stated(prompt)
-    want = {"background": want["background"],
-            "objects": [{k: v for k, v in o.items() if k in STATIC} for o in want["objects"]]}
-    return checker.score(found, want)
-
-
-def boundary_stats(video, colours, clips: int):
-    """-> (jumps, moves): each object's centre jump across each clip boundary (px), and every
-    frame-to-frame move inside clips (px). Frames where the object is missing are skipped."""
-    tracks = checker.centres(video, colours)
-    jumps, moves = [], []
-    boundaries = {clip_start(m) for m in range(1, clips)}   # first frame of clips 2..n
-    for track in tracks.values():
-        step = np.linalg.norm(np.diff(track, axis=0), axis=1)   # (T-1,) move into frame t+1
-        for t, d in enumerate(step):
-            if np.isnan(d):
-                continue
-            (jumps if t + 1 in boundaries else moves).append(float(d))
-    return jumps, moves
 
 
 def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide=None):
@@ -197,52 +142,6 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
 def video_seconds(videos: int, clips: int) -> float:
     """Seconds of video in `videos` videos of `clips` clips (1 + 16 clips frames, FRAME_MS each)."""
     return videos * (1 + CLIP * clips) * FRAME_MS / 1e3
-
-
-PARTS = ("background", "colour", "shape", "size", "extra")
-
-
-def score_one_prompt(videos, prompts, clips):
-    """Identity and static adherence per clip index, boundary jumps vs motion; identity also
-    with each object's size read as the median over the clip, and that one per part."""
-    ident, ident_med = np.zeros((clips, 2)), np.zeros((clips, 2))
-    by_part = {k: np.zeros((clips, 2)) for k in PARTS}
-    adher = np.zeros((clips, 2))
-    jumps, moves = [], []
-    for video, prompt in zip(videos, prompts):
-        parts = [checker.detect(c) for c in split(video, clips)]
-        for m, found in enumerate(parts):
-            ident[m] += identity(parts[0], found)
-            for k, ht in identity_parts(parts[0], found, "size_median").items():
-                by_part[k][m] += ht
-                ident_med[m] += ht
-            adher[m] += static_adherence(found, prompt)
-        j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
-        jumps += j
-        moves += mv
-    rate = lambda a: (a[:, 0] / np.maximum(a[:, 1], 1)).tolist()   # noqa: E731
-    return {"identity": rate(ident), "identity_median_size": rate(ident_med),
-            "identity_by_part": {k: rate(by_part[k]) for k in PARTS[:-1]},
-            "extra_objects_per_clip": (by_part["extra"][:, 1] / max(len(videos), 1)).tolist(),
-            "static_adherence": rate(adher),
-            "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
-            "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
-
-
-def score_per_clip(videos, prompts_per_video, clips):
-    """Adherence of each clip to its own prompt (the prompt as written, positions included for
-    clip 1 only, as the model saw it) and identity vs clip 1 -> per clip index."""
-    adher, ident = np.zeros((clips, 2)), np.zeros((clips, 2))
-    for video, prompts in zip(videos, prompts_per_video):
-        texts = clip_prompts([prompts], clips)[0]
-        parts = split(video, clips)
-        first = checker.detect(parts[0])
-        for m, (part, text) in enumerate(zip(parts, texts)):
-            found = checker.detect(part)
-            adher[m] += checker.score(found, checker.stated(text))
-            ident[m] += identity(first, found)
-    return {"adherence": (adher[:, 0] / np.maximum(adher[:, 1], 1)).tolist(),
-            "identity": (ident[:, 0] / np.maximum(ident[:, 1], 1)).tolist()}
 
 
 def real_videos(scenes):

@@ -32,7 +32,7 @@ import numpy as np
 
 from minivid import agent_plan, checker, edits
 from minivid.captions import dense_caption, parse_caption
-from minivid.extend_bench import boundary_stats, identity
+from minivid.video_identity import boundary_stats, identity
 from minivid.history import STRATEGIES
 from minivid.long_clips import CLIP
 from minivid.scene import Obj, Scene

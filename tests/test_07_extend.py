@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import make_extend_model, run
 
-from minivid import captions, extend, extend_bench, history, long_clips, world
+from minivid import captions, extend, history, long_clips, video_identity, world
 from minivid.checkpoint import load_checkpoint
 from minivid.dit import DiT, DiTConfig, patchify
 from minivid.sampling import sample_long
@@ -56,7 +56,8 @@ def test_01_long_clip_physics():
 # 2. Each clip of a long clip has its own scene and caption; the checker agrees with them on
 #    the real pixels (a square path has no reflections, so every clip is unambiguous).
 def test_02_clip_captions_match_pixels():
-    from minivid.extend_bench import clip_captions, score_per_clip, square_path_scene
+    from minivid.extend_bench import clip_captions, square_path_scene
+    from minivid.video_identity import score_per_clip
     rng = np.random.default_rng(1)
     scenes = [square_path_scene(rng) for _ in range(6)]
     videos = np.stack([world.render(s) for s in scenes])
@@ -395,8 +396,8 @@ def test_12_continue_a_given_history(setup):
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
-    assert extend_bench.identity(first, first, "size_median") == (4, 4)
-    parts = extend_bench.identity_parts(first, later, "size_median")
+    assert video_identity.identity(first, first, "size_median") == (4, 4)
+    parts = video_identity.identity_parts(first, later, "size_median")
     assert parts["size"] == (0, 1) and parts["shape"] == (1, 1) and parts["extra"] == (0, 0)
 
 

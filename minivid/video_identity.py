@@ -1,0 +1,122 @@
+"""How a long video is scored against itself: identity, static adherence, continuity.
+
+Where it sits: `python -m minivid.evaluate extend` (minivid/extend_bench.py) makes the long
+videos; this file reads them. A video is uint8 (1 + 16 N, H, W, 3): clip 1 has 17 frames, every
+later clip 16 (`split`). The scene checker (minivid/checker.py) finds the background and each
+object's colour, shape, size and track in a clip; from those:
+    IDENTITY of clip N: does it show clip 1's background and objects (matched by colour) with
+        their shapes and sizes? By part (`identity_parts`), size read at the first frame or as
+        the median over the clip (one smeared frame of a fast small object no longer decides
+        it); an object clip 1 did not have counts as a miss.
+    STATIC ADHERENCE: what the prompt states of background, colours, shapes and sizes, which
+        must hold in every clip of a one-prompt video (positions and motions move on).
+    CONTINUITY: each object's centre jump across a clip boundary (px) against its
+        frame-to-frame motion inside clips.
+Every rate is hits / total, summed over videos, per clip index.
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -m "slow or not slow"`
+"""
+import numpy as np
+
+from minivid import checker
+from minivid.history import clip_prompts
+from minivid.long_clips import clip_start
+
+STATIC = ("colour", "shape", "size")
+
+
+def split(video, clips: int) -> list[np.ndarray]:
+    """uint8 (1 + 16 clips, H, W, 3) -> the clips' frames: 17, then 16 each."""
+    return [video[clip_start(m):clip_start(m + 1)] for m in range(clips)]
+
+
+def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
+    """{part: (hits, total)}: does `later` (detect output of clip N) show what `first` (clip 1)
+    showed? "background"; per clip-1 object "colour" (present in clip N), "shape", "size"
+    (read by `size`: "size" = at the first frame, "size_median" = the median over the clip);
+    "extra": each object in clip N that clip 1 did not have counts as one miss."""
+    parts = {"background": (int(later["background"] == first["background"]), 1),
+             "colour": (0, 0), "shape": (0, 0), "size": (0, 0), "extra": (0, 0)}
+    for o in first["objects"]:
+        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
+        for key, read in (("colour", "colour"), ("shape", "shape"), ("size", size)):
+            h, t = parts[key]
+            parts[key] = (h + int(match is not None and match[read] == o[read]), t + 1)
+    known = {o["colour"] for o in first["objects"]}
+    parts["extra"] = (0, sum(f["colour"] not in known for f in later["objects"]))
+    return parts
+
+
+def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
+    """(hits, total) over identity_parts: the identity of clip N with clip 1."""
+    parts = identity_parts(first, later, size).values()
+    return sum(h for h, _ in parts), sum(t for _, t in parts)
+
+
+def static_adherence(found: dict, prompt: str) -> tuple[int, int]:
+    """(hits, total) over what the prompt states of background, colours, shapes and sizes:
+    what must hold in EVERY clip of a one-prompt video (positions and motions move on)."""
+    want = checker.stated(prompt)
+    want = {"background": want["background"],
+            "objects": [{k: v for k, v in o.items() if k in STATIC} for o in want["objects"]]}
+    return checker.score(found, want)
+
+
+def boundary_stats(video, colours, clips: int):
+    """-> (jumps, moves): each object's centre jump across each clip boundary (px), and every
+    frame-to-frame move inside clips (px). Frames where the object is missing are skipped."""
+    tracks = checker.centres(video, colours)
+    jumps, moves = [], []
+    boundaries = {clip_start(m) for m in range(1, clips)}   # first frame of clips 2..n
+    for track in tracks.values():
+        step = np.linalg.norm(np.diff(track, axis=0), axis=1)   # (T-1,) move into frame t+1
+        for t, d in enumerate(step):
+            if np.isnan(d):
+                continue
+            (jumps if t + 1 in boundaries else moves).append(float(d))
+    return jumps, moves
+
+
+PARTS = ("background", "colour", "shape", "size", "extra")
+
+
+def score_one_prompt(videos, prompts, clips):
+    """Identity and static adherence per clip index, boundary jumps vs motion; identity also
+    with each object's size read as the median over the clip, and that one per part."""
+    ident, ident_med = np.zeros((clips, 2)), np.zeros((clips, 2))
+    by_part = {k: np.zeros((clips, 2)) for k in PARTS}
+    adher = np.zeros((clips, 2))
+    jumps, moves = [], []
+    for video, prompt in zip(videos, prompts):
+        parts = [checker.detect(c) for c in split(video, clips)]
+        for m, found in enumerate(parts):
+            ident[m] += identity(parts[0], found)
+            for k, ht in identity_parts(parts[0], found, "size_median").items():
+                by_part[k][m] += ht
+                ident_med[m] += ht
+            adher[m] += static_adherence(found, prompt)
+        j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
+        jumps += j
+        moves += mv
+    rate = lambda a: (a[:, 0] / np.maximum(a[:, 1], 1)).tolist()   # noqa: E731
+    return {"identity": rate(ident), "identity_median_size": rate(ident_med),
+            "identity_by_part": {k: rate(by_part[k]) for k in PARTS[:-1]},
+            "extra_objects_per_clip": (by_part["extra"][:, 1] / max(len(videos), 1)).tolist(),
+            "static_adherence": rate(adher),
+            "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
+            "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
+
+
+def score_per_clip(videos, prompts_per_video, clips):
+    """Adherence of each clip to its own prompt (the prompt as written, positions included for
+    clip 1 only, as the model saw it) and identity vs clip 1 -> per clip index."""
+    adher, ident = np.zeros((clips, 2)), np.zeros((clips, 2))
+    for video, prompts in zip(videos, prompts_per_video):
+        texts = clip_prompts([prompts], clips)[0]
+        parts = split(video, clips)
+        first = checker.detect(parts[0])
+        for m, (part, text) in enumerate(zip(parts, texts)):
+            found = checker.detect(part)
+            adher[m] += checker.score(found, checker.stated(text))
+            ident[m] += identity(first, found)
+    return {"adherence": (adher[:, 0] / np.maximum(adher[:, 1], 1)).tolist(),
+            "identity": (ident[:, 0] / np.maximum(ident[:, 1], 1)).tolist()}
