@@ -34,12 +34,13 @@ import pytest
 import torch
 from helpers import ENV, HANG, ROOT, make_dit_inputs, run
 
-from minivid import captions, checker, expect, rewrite, user_language
+from minivid import captions, checker, expect, rewrite, rewrite_check, user_language
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.gpt import GPT, GPTConfig
 from minivid.llm_api import ApiError, ApiRewriter, chat
-from minivid.rewrite import BOS, EOS, PAD, SAY, SEP, UNK, read_reading
+from minivid.rewrite import BOS, EOS, PAD, SAY, SEP, UNK
+from minivid.rewrite_check import read_reading
 from minivid.scene import Scene, sample_scene
 from minivid.vocab import split_words
 
@@ -62,8 +63,8 @@ def test_01_user_language_generator():
         prompt, reading, scene = user_language.sample_pair(rng)
         read = read_reading(reading)
         assert read["bad"] == [], (prompt, reading)
-        assert rewrite.check(dense_caption(scene, rng), read)[0] == [], (prompt, reading)
-        assert rewrite.world_problems(scene) == [], (prompt, reading)
+        assert rewrite_check.check(dense_caption(scene, rng), read)[0] == [], (prompt, reading)
+        assert rewrite_check.world_problems(scene) == [], (prompt, reading)
         kinds |= {"note"} if read["notes"] else set()
         kinds |= {k for o in read["objects"] for k in ("not", "rel") if k in o}
     assert kinds == {"note", "not", "rel"}      # negations, relations, notes all come up
@@ -204,11 +205,12 @@ def test_05_caption_parser_reads_world_captions():
 def test_06_guard():
     one = ("A small red circle that starts on the left and moves to the right quickly. "
            "The background is plain black.")
-    problems, scene = rewrite.check(one, read_reading("small red circle moves right ; on black"))
+    read = read_reading("small red circle moves right ; on black")
+    problems, scene = rewrite_check.check(one, read)
     assert problems == [] and scene.objects[0].colour == "red"
     two = ("A small red circle that starts on the left and stays still; and a large blue "
            "square that starts on the right and stays still. The background is plain black.")
-    assert rewrite.check(two, read_reading("red circle left of 2 ; blue square"))[0] == []
+    assert rewrite_check.check(two, read_reading("red circle left of 2 ; blue square"))[0] == []
     refused = [
         (one.replace("red", "blue"), "red circle", "1: colour blue, the reading says red"),
         (one, "not red circle", "1: colour red, the reading says not red"),
@@ -223,10 +225,10 @@ def test_06_guard():
         (two.replace("blue", "red"), "red circle ; square", "two objects of one colour"),
     ]
     for caption, reading, problem in refused:
-        assert problem in rewrite.check(caption, read_reading(reading))[0], (reading, problem)
+        assert problem in rewrite_check.check(caption, read_reading(reading))[0], (reading, problem)
     # no reading (a real LLM's reply): the world's rules only
-    assert rewrite.check(one.replace("red", "blue"), None)[0] == []
-    assert rewrite.check(two.replace("blue", "red"), None)[0] == ["two objects of one colour"]
+    assert rewrite_check.check(one.replace("red", "blue"), None)[0] == []
+    assert rewrite_check.check(two.replace("blue", "red"), None)[0] == ["two objects of one colour"]
 
 
 # 7. The template fills every open attribute under the world's rules and keeps the stated
@@ -241,8 +243,8 @@ def test_07_template_and_keyword_baseline():
         a, b = scene.objects
         assert scene.background == "navy" and a.shape == "square" and a.colour != "red"
         assert (b.colour, b.shape) == ("blue", "circle")
-        assert rewrite.relation_holds("left of", b.position, a.position)
-        assert rewrite.world_problems(scene) == []
+        assert rewrite_check.relation_holds("left of", b.position, a.position)
+        assert rewrite_check.world_problems(scene) == []
     hard = "large red circle at top left moves up-left fast"
     one, two = (rewrite.by_template("p", read_reading(hard), hard, seed=3) for _ in range(2))
     assert one.text == two.text and one.source == "template"
@@ -336,10 +338,10 @@ def test_10_seeded_and_always_valid(trained):
         assert rw(p, seed=5).text == r.text and r.source in ("local", "template"), p
         texts.append({r.text, rw(p, seed=6).text})
         assert 1 <= r.tries <= rw.tries
-        assert rewrite.scene_of(captions.parse_caption(r.text)).to_dict() == r.scene, p
+        assert rewrite_check.scene_of(captions.parse_caption(r.text)).to_dict() == r.scene, p
         if r.source == "local":
-            assert rewrite.check(r.text, read_reading(r.reading))[0] == [], p
-        if rewrite.world_problems(Scene.from_dict(r.scene)):
+            assert rewrite_check.check(r.text, read_reading(r.reading))[0] == [], p
+        if rewrite_check.world_problems(Scene.from_dict(r.scene)):
             assert any("breaks the world's rules" in w for w in r.warnings), p
     assert any(len(t) == 2 for t in texts)
 
