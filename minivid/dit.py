@@ -380,7 +380,8 @@ class DiT(nn.Module):
             return c, (c - te)[:, None] + self.t_embed(t_clean.reshape(-1)).view(B, Nc, -1)
         return c, c - te + self.t_embed(t_clean)                       # (B, D)
 
-    def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0, Nc: int | None = None) -> int:
+    def flops(self, T: int, H: int, W: int, L: int, Tc: int = 0, Nc: int | None = None,
+              clean_times: int = 1) -> int:
         """Training FLOPs (forward + backward) of one sample; for MFU multiply by the batch,
         divide by the step time and the hardware's peak FLOP/s.
 
@@ -393,7 +394,10 @@ class DiT(nn.Module):
           per text token: Dt D + K * 2 D^2 (text projection, cross k and v)
           per sample:     adaLN K * 6 D^2 + 2 D^2, timestep MLP 256 D + D^2, pooling Dt D,
                           with step_input another 256 D + D^2 for the step-size MLP; with a context
-                          another K * 6 D^2 + 256 D + D^2 (adaLN of the clean tokens, t = 0)
+                          another K * 6 D^2 + 256 D + D^2 (adaLN of the clean tokens at their
+                          time) per distinct clean time: clean_times = 1 when the history has
+                          one time, = its token count when each token has its own (per-piece
+                          noise, Prefix.t (B, Nc): the adaLN then runs once per clean token)
           attention:      K * 4 D (N^2 + N L)  (scores q k^T and the weighted sum a v)
         FLOPs = 3 * 2 * (sum of the matmul terms) + 3 * attention. Elementwise ops, norms and
         softmax are left out (the usual MFU convention); grad_checkpoint adds a forward but
@@ -409,7 +413,7 @@ class DiT(nn.Module):
                 + L * (Dt * D + K * 2 * D * D)
                 + K * 6 * D * D + 2 * D * D + 256 * D + D * D + Dt * D
                 + self.cfg.step_input * (256 * D + D * D)
-                + (N > Nt) * (K * 6 * D * D + 256 * D + D * D))  # clean tokens' adaLN at t = 0
+                + (N > Nt) * clean_times * (K * 6 * D * D + 256 * D + D * D))  # clean adaLN
         attention = K * 4 * D * (N * N + N * L)
         return 3 * (2 * macs + attention)
 

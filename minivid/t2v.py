@@ -87,9 +87,13 @@ class FlowLoss(nn.Module):
         text = self.model["text"](ids, mask)                           # (B, L, D)
         return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask, cond=cond)
 
-    def flops(self, batch: int, T: int, h: int, w: int, L: int, context_tokens: int = 0) -> int:
-        """Forward + backward FLOPs of one call (the networks count 3x their forward)."""
-        return batch * (self.model["dit"].flops(T, h, w, L, Nc=context_tokens)
+    def flops(self, batch: int, T: int, h: int, w: int, L: int, context_tokens: int = 0,
+              per_token_times: bool = False) -> int:
+        """Forward + backward FLOPs of one call (the networks count 3x their forward);
+        per_token_times: the context's tokens each have their own time (per-piece noise)."""
+        clean_times = context_tokens if per_token_times else 1
+        return batch * (self.model["dit"].flops(T, h, w, L, Nc=context_tokens,
+                                                clean_times=clean_times)
                         + self.model["text"].flops(L))
 
 
@@ -346,7 +350,8 @@ def train_step(run, stage: Stage, micro_batches: list[dict], val_batches=()) -> 
         n, _, T, h, w = b["x0"].shape
         p, L, cond = stage.model["dit"].cfg.patch, b["ids"].shape[1], b.get("cond")
         Nc = 0 if cond is None else cond.tokens(p)                   # clean tokens in front
-        run.speed.add(stage.loss.flops(n, T, h, w, L, Nc), n * (Nc + T * (h // p) * (w // p)))
+        own = cond is not None and cond.t is not None and cond.t.dim() == 2   # per-piece times
+        run.speed.add(stage.loss.flops(n, T, h, w, L, Nc, own), n * (Nc + T * (h // p) * (w // p)))
     grad_norm = clip_and_step(stage.opt, stage.params)
     stage.opt.zero_grad(set_to_none=True)
     stage.ema.update(stage.model, run.step)

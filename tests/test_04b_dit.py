@@ -173,6 +173,17 @@ def test_08_flops_formula():
         model(torch.randn(1, C, 3, H, W), torch.rand(1), text, mask,
               cond=torch.randn(1, C, 2, H, W))
     assert model.flops(T=3, H=H, W=W, L=7, Tc=2) == 3 * counter.get_total_flops()
+    # a history whose tokens each have their own time (per-piece noise) runs the clean
+    # tokens' adaLN once per token instead of once per sample: the formula's clean_times
+    pre = model.prefix(torch.randn(1, C, 2, H, W), (1, C, 3, H, W))
+    Nc, counts = pre.tokens.shape[1], []
+    for t_clean in (torch.rand(1), torch.rand(1, Nc)):
+        pre.t = t_clean
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, C, 3, H, W), torch.rand(1), text, mask, cond=pre)
+        counts.append(counter.get_total_flops())
+    formula = [model.flops(T=3, H=H, W=W, L=7, Tc=2, clean_times=k) for k in (1, Nc)]
+    assert formula[1] - formula[0] == 3 * (counts[1] - counts[0]) > 0
 
 
 # 9. Activation checkpointing recomputes blocks in the backward: same gradients, less memory.
