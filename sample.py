@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from minivid.common import pick_device
 from minivid.data import read_frames, save_grid, save_video
-from minivid.history import clip_prompts
+from minivid.history import GUIDE_TARGETS, clip_prompts
 from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
 from minivid.rewrite import Rewriter
@@ -71,6 +71,10 @@ p.add_argument("--history-guidance", type=float, default=0.0, metavar="W", help=
                "guidance over the history, + W (v(history) - v(a noisier history)); 0 = off "
                "(minivid/sampling.py sample_long; 1.5x the rows of plain CFG, ~1.7x its time; "
                "on 64 held-out videos it did not lift identity: docs/results.md 7)")
+p.add_argument("--guide-on", default="history", choices=GUIDE_TARGETS, help="with "
+               "--history-guidance: what its vaguer branch loses, the whole history's detail "
+               "(history) or only the anchor, frame 0 (anchor: pulls every clip towards how "
+               "the video started)")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
                "each prompt into a dense description first: local = the tiny LM of "
                "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
@@ -177,7 +181,8 @@ if args.extend is not None:  # one long video, clip by clip
             video = pipe.extend([per_video], args.extend, args.context, args.steps, args.cfg,
                                 args.seed, args.window, progress=bar,
                                 sampler=args.sampler if not pipe.distilled else "euler",
-                                history_guidance=args.history_guidance)[0]
+                                history_guidance=args.history_guidance,
+                                guide_on=args.guide_on)[0]
     except ValueError as e:
         sys.exit(f"error: {e}")
     os.makedirs(args.out, exist_ok=True)

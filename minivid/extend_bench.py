@@ -45,7 +45,8 @@ from minivid import bench, checker
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
-from minivid.history import GUIDE_NOISE, TRAIN_NOISE, check_history_guidance, check_history_noise
+from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
+                             check_history_noise)
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP, clip_scene, clip_start
 from minivid.sampling import Pipeline
@@ -199,10 +200,11 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
                   exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
-                  guidance_noise=GUIDE_NOISE, skip=0):
+                  guidance_noise=GUIDE_NOISE, skip=0, guide_on="history"):
     """Every score of the module docstring -> one dict (the JSON line). history_guidance,
-    guidance_noise: sampling.sample_long's, for every video the teacher continues."""
-    guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise)
+    guidance_noise, guide_on: sampling.sample_long's, for every video the teacher continues."""
+    guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise,
+                 guide_on=guide_on)
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -347,6 +349,10 @@ def add_args(sub) -> None:
     p.add_argument("--guidance-noise", type=float, default=GUIDE_NOISE, metavar="TAU",
                    help="the flow time of the vaguer history that --history-guidance pushes "
                    "away from (the anchor stays clean in a per-piece model)")
+    p.add_argument("--guide-on", default="history", choices=GUIDE_TARGETS,
+                   help="what --history-guidance's vaguer branch loses: the whole history's "
+                   "detail (history), or only the anchor, frame 0 (anchor: pulls every clip "
+                   "towards how the video started)")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -365,7 +371,7 @@ def check(args) -> None:
     except ValueError as e:
         args.error(f"--history-noise: {e}")
     try:
-        check_history_guidance(args.history_guidance, args.guidance_noise)
+        check_history_guidance(args.history_guidance, args.guidance_noise, args.guide_on)
     except ValueError as e:
         args.error(f"--history-guidance / --guidance-noise: {e}")
     ck = load_checkpoint(args.ckpt, kind="dit")
@@ -402,7 +408,8 @@ def run(args) -> dict:
                             exposure=tuple(args.exposure),
                             history_noises=tuple(args.history_noise),
                             history_guidance=args.history_guidance,
-                            guidance_noise=args.guidance_noise, skip=args.skip_videos)
+                            guidance_noise=args.guidance_noise, skip=args.skip_videos,
+                            guide_on=args.guide_on)
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}

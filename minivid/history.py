@@ -296,15 +296,53 @@ def check_history_noise(tau: float) -> None:
 # History guidance (sampling.sample_long): the weaker history is the same one noised to this
 # time, the top of the range a per-piece model trains on (train_extend.py --piece-noise 0.5).
 GUIDE_NOISE = 0.5
+# What the weaker branch of history guidance loses (sampling.sample_long's guide_on):
+#   "history"  the whole history noised to the guidance time (the anchor of a per-piece model
+#              stays clean): w > 0 pushes towards what a SHARP history says and a vague one
+#              does not (History-Guided Video Diffusion's fractional guidance)
+#   "anchor"   the history as sampling sees it, only the anchor (frame 0) noised to the
+#              guidance time: w > 0 pushes towards what the FIRST frame says, i.e. who is in
+#              the video and how they looked, against the newest frames' drift (pack with
+#              an anchor only; a context without one gets no guidance)
+GUIDE_TARGETS = ("history", "anchor")
 
 
-def check_history_guidance(w: float, tau: float = GUIDE_NOISE) -> None:
-    """Refuse a history guidance weight below 0, or a guidance noise that is not a flow time."""
+def check_history_guidance(w: float, tau: float = GUIDE_NOISE, target: str = "history") -> None:
+    """Refuse a history guidance weight below 0, a guidance noise that is not a flow time, or
+    an unknown target (GUIDE_TARGETS)."""
+    if target not in GUIDE_TARGETS:
+        raise ValueError(f"guidance target {target!r}: choose one of {GUIDE_TARGETS} (what the "
+                         "weaker branch loses: the whole history's detail, or the anchor)")
     if w < 0:
         raise ValueError(f"history guidance {w}: a weight >= 0 (0: off; try 1 or 2)")
     if not 0 < tau < 1:
         raise ValueError(f"guidance noise {tau}: the noisier history's flow time, in (0, 1) "
                          f"(default {GUIDE_NOISE})")
+
+
+def vaguer_context(history, noise, tau, guide_tau: float, target: str = "history",
+                   strategy: str = "pack", window: int = 4, anchor: str = "coarse",
+                   per_piece: bool = False) -> Context | None:
+    """The weaker history of history guidance (GUIDE_TARGETS), in the same layout as
+    noised_context(history, noise, tau, ...) so both go through one batched forward.
+    history, noise (B, C, L, h, w); tau: sampling's history time; guide_tau: the weaker
+    branch's. -> a Context, or None (no history, or target "anchor" and no anchor piece)."""
+    if target not in GUIDE_TARGETS:
+        raise ValueError(f"unknown guidance target {target!r}; choose one of {GUIDE_TARGETS}")
+    if target == "history":
+        return noised_context(history, noise, guide_tau, strategy, window, anchor, per_piece)
+    ctx = noised_context(history, noise, tau, strategy, window, anchor, per_piece)
+    if ctx is None or not ctx.anchored:
+        return None
+    x0 = build_context(history, strategy, window, None, anchor).pieces[0][0]  # clean anchor
+    n0 = build_context(noise, strategy, window, None, anchor).pieces[0][0]    # its noise
+    B, P = x0.shape[0], len(ctx.pieces)
+    t = torch.zeros(B, P) if ctx.t is None else ctx.t.float().cpu()
+    t = (t.view(B, 1).expand(B, P) if t.dim() == 1 else t).clone()           # (B, P)
+    t[:, 0] = guide_tau
+    _, k, pos = ctx.pieces[0]
+    vague = (1 - guide_tau) * x0 + guide_tau * n0.to(x0.device)
+    return Context([(vague, k, pos)] + ctx.pieces[1:], t.to(x0.device), True)
 
 
 def noise_history(history, tau, generator=None, noise=None):

@@ -34,7 +34,8 @@ import torch
 
 from minivid import distillation, flow
 from minivid.history import (FIRST, GUIDE_NOISE, NEW, SAMPLE_NOISE, check_history_guidance,
-                             check_history_noise, clip_prompts, frames_of, noised_context)
+                             check_history_noise, clip_prompts, frames_of, noised_context,
+                             vaguer_context)
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP
 from minivid.t2v import load_model
@@ -111,7 +112,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                 latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
                 history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
                 piece_noise: bool = False, history_guidance: float = 0.0,
-                guidance_noise: float = GUIDE_NOISE):
+                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history"):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -135,11 +136,14 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     sharp history says and a vague one does not, i.e. who is in the video and how they look.
     No retraining (a per-piece model was trained on pieces up to its --piece-noise, 0.5);
     1.5x the network rows of plain CFG (measured ~1.7x the time a clip). Measured on 64
-    held-out videos, two seeds: no identity gain, smoother boundaries (docs/results.md 7)."""
+    held-out videos, two seeds: no identity gain, smoother boundaries (docs/results.md 7).
+    guide_on: what the weaker branch loses (history.GUIDE_TARGETS): "history" (above) or
+    "anchor": only the anchor frame noised to guidance_noise, the rest as sampled, so w > 0
+    pulls each clip towards how the first frame looked (pack with an anchor only)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     check_history_noise(history_noise)
-    check_history_guidance(history_guidance, guidance_noise)
+    check_history_guidance(history_guidance, guidance_noise, guide_on)
     C = model["dit"].cfg.in_channels
     done = 0
     if history is None:
@@ -158,8 +162,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
         hist_noise = torch.randn(z.shape, generator=g)
         ctx = noised_context(z, hist_noise, history_noise, strategy,
                              window, anchor, piece_noise) if m else None  # a little noised
-        weak = noised_context(z, hist_noise, guidance_noise, strategy, window, anchor,
-                              piece_noise) if m and history_guidance else None
+        weak = vaguer_context(z, hist_noise, history_noise, guidance_noise, guide_on, strategy,
+                              window, anchor, piece_noise) if m and history_guidance else None
         T = FIRST if m == 0 else NEW
         t0 = time.perf_counter()
         new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
@@ -229,13 +233,13 @@ class Pipeline:
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
                on_clip=None, progress=None, sampler: str = "euler", history=None,
                history_noise: float = SAMPLE_NOISE, history_guidance: float = 0.0,
-               guidance_noise: float = GUIDE_NOISE):
+               guidance_noise: float = GUIDE_NOISE, guide_on: str = "history"):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
         history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
         model's VAE); the result then holds them (as decoded) and the `clips` new ones.
-        history_noise, history_guidance, guidance_noise: see sample_long."""
+        history_noise, history_guidance, guidance_noise, guide_on: see sample_long."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -263,7 +267,7 @@ class Pipeline:
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
                         history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
                         self.ckpt["extra"].get("piece_noise", 0.0) > 0, history_guidance,
-                        guidance_noise)
+                        guidance_noise, guide_on)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:

@@ -245,6 +245,30 @@ def test_08b_per_piece_noise():
     assert x0.shape[2] == 5 and c is None
 
 
+# 8b2. History guidance's weaker branch (sampling.sample_long's guide_on): "history" is the
+#      whole history at the guidance time; "anchor" is the history as sampled with ONLY the
+#      anchor (frame 0) moved to the guidance time, in the same layout (one batched forward).
+def test_08b2_vaguer_context():
+    torch.manual_seed(0)
+    h, n = torch.randn(2, 3, 9, 8, 8), torch.randn(2, 3, 9, 8, 8)
+    args = ("pack", 4, "full", True)                       # strategy, window, anchor, per piece
+    sampled = history.noised_context(h, n, 0.05, *args)
+    vague = history.vaguer_context(h, n, 0.05, 0.5, "history", *args)
+    assert torch.equal(vague.t, history.noised_context(h, n, 0.5, *args).t)
+    weak = history.vaguer_context(h, n, 0.05, 0.5, "anchor", *args)
+    assert weak.anchored and len(weak.pieces) == len(sampled.pieces)
+    assert torch.equal(weak.t[:, 1:], sampled.t[:, 1:]) and (weak.t[:, 0] == 0.5).all()
+    for (zw, kw, pw), (zs, ks, ps) in list(zip(weak.pieces, sampled.pieces))[1:]:
+        assert torch.equal(zw, zs) and kw == ks and torch.equal(pw, ps)   # the rest: as sampled
+    torch.testing.assert_close(weak.pieces[0][0], 0.5 * h[:, :, :1] + 0.5 * n[:, :, :1])
+    one_time = history.vaguer_context(h, n, 0.05, 0.5, "anchor", "pack", 4, "full", False)
+    assert one_time.t.shape == (2, len(one_time.pieces)) and (one_time.t[:, 1:] == 0.05).all()
+    assert history.vaguer_context(h, n, 0.05, 0.5, "anchor", "window", 4, "full", True) is None
+    assert history.vaguer_context(h[:, :, :0], n[:, :, :0], 0.05, 0.5, "anchor", *args) is None
+    with pytest.raises(ValueError, match="choose one of"):
+        history.check_history_guidance(1.0, 0.5, "the text")
+
+
 # 8c. Training on its own continuations (issue 22, part 4): a rollout step's history has
 #     the bank's clips 1 .. hc-1 (the model's own) and the real clip 0; the clip it learns is
 #     the REAL next one. A per-piece teacher's distillation contexts are per piece too, the
@@ -391,6 +415,10 @@ def test_12_continue_a_given_history(setup):
                                              history_guidance=0.0))
     guided = pipe.extend([p], 1, "pack", steps=2, history=real, history_guidance=2.0)
     assert np.array_equal(guided[:, :17], plain[:, :17]) and not np.array_equal(guided, plain)
+    anchored = pipe.extend([p], 1, "pack", steps=2, history=real, history_guidance=2.0,
+                           guide_on="anchor")                  # only frame 0 made vaguer
+    assert np.array_equal(anchored[:, :17], plain[:, :17])
+    assert not np.array_equal(anchored, plain) and not np.array_equal(anchored, guided)
     with pytest.raises(ValueError, match="weight >= 0"):
         pipe.extend([p], 1, "pack", steps=1, history=real, history_guidance=-1)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
