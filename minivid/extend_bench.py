@@ -28,7 +28,8 @@ size read as the median over each clip, extra objects: where identity is lost), 
   a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
      changed without retraining: identity and boundary jump per value.
 --history-guidance W scores every continued video with guidance over the history (sampling.
-sample_long); --skip-videos K scores scenes the setting was not tuned on.
+sample_long; --guide-on anchor: towards what frame 0 shows); --skip-videos K scores scenes the
+setting was not tuned on.
 With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
 of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
 How each video is scored (identity, adherence, continuity) is minivid/video_identity.py.
@@ -387,6 +388,10 @@ def check(args) -> None:
         print(f"note: --guidance-noise {args.guidance_noise} lies beyond what {args.ckpt} was "
               f"trained on (history noise up to {trained}): its guidance branch asks the model "
               "about histories it never saw")
+    if args.history_guidance and args.guide_on == "anchor":
+        print("note: --guide-on anchor noises the anchor, which training kept clean (or at "
+              f"most at {TRAIN_NOISE}): the weaker branch lies outside what the model saw, a "
+              "direction to guide by, not a prediction to trust on its own")
     if args.student:
         bench.need(args.student, "Distil one first: python distill.py --teacher "
                    "runs/extend/ckpt.pt")
