@@ -114,9 +114,22 @@ class Context:
     t: torch.Tensor | None = None
     anchored: bool = False
 
+    def piece_times(self):
+        """t as (B, P), one time per piece (None = 0: clean; (B,): the same for every piece)."""
+        z = self.pieces[0][0]
+        B, P = z.shape[0], len(self.pieces)
+        t = torch.zeros(B, device=z.device) if self.t is None else self.t
+        return t.view(B, 1).expand(B, P) if t.dim() == 1 else t
+
     def cat(self, other):
-        """Concatenate two contexts of the same layout along the batch (guidance halves)."""
-        t = None if self.t is None else torch.cat([self.t, other.t])
+        """Concatenate two contexts of the same layout along the batch (guidance halves); if
+        their times differ in form ((B,) and (B, P), or None), both go per piece."""
+        if self.t is None and other.t is None:
+            t = None
+        elif self.t is not None and other.t is not None and self.t.dim() == other.t.dim():
+            t = torch.cat([self.t, other.t])
+        else:
+            t = torch.cat([self.piece_times(), other.piece_times()])
         return Context([(torch.cat([a, b]), k, pos)
                         for (a, k, pos), (b, _, _) in zip(self.pieces, other.pieces)], t,
                        self.anchored)
@@ -336,13 +349,11 @@ def vaguer_context(history, noise, tau, guide_tau: float, target: str = "history
         return None
     x0 = build_context(history, strategy, window, None, anchor).pieces[0][0]  # clean anchor
     n0 = build_context(noise, strategy, window, None, anchor).pieces[0][0]    # its noise
-    B, P = x0.shape[0], len(ctx.pieces)
-    t = torch.zeros(B, P) if ctx.t is None else ctx.t.float().cpu()
-    t = (t.view(B, 1).expand(B, P) if t.dim() == 1 else t).clone()           # (B, P)
+    t = ctx.piece_times().clone()                                            # (B, P)
     t[:, 0] = guide_tau
     _, k, pos = ctx.pieces[0]
     vague = (1 - guide_tau) * x0 + guide_tau * n0.to(x0.device)
-    return Context([(vague, k, pos)] + ctx.pieces[1:], t.to(x0.device), True)
+    return Context([(vague, k, pos)] + ctx.pieces[1:], t, True)
 
 
 def noise_history(history, tau, generator=None, noise=None):

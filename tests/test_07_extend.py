@@ -263,6 +263,8 @@ def test_08b2_vaguer_context():
     torch.testing.assert_close(weak.pieces[0][0], 0.5 * h[:, :, :1] + 0.5 * n[:, :, :1])
     one_time = history.vaguer_context(h, n, 0.05, 0.5, "anchor", "pack", 4, "full", False)
     assert one_time.t.shape == (2, len(one_time.pieces)) and (one_time.t[:, 1:] == 0.05).all()
+    both = history.noised_context(h, n, 0.05, "pack", 4, "full", False).cat(one_time)
+    assert both.t.shape == (4, len(one_time.pieces))   # (B,) and (B, P) batch as per piece
     assert history.vaguer_context(h, n, 0.05, 0.5, "anchor", "window", 4, "full", True) is None
     assert history.vaguer_context(h[:, :, :0], n[:, :, :0], 0.05, 0.5, "anchor", *args) is None
     with pytest.raises(ValueError, match="choose one of"):
