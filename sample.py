@@ -139,6 +139,9 @@ if not 0 < args.strength <= 1:
     sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
              "0.5 keeps the layout of --init")
 
+if args.guide_on != "history" and not args.history_guidance:
+    sys.exit(f"error: --guide-on {args.guide_on} says what --history-guidance guides towards; "
+             "give it a weight too (e.g. --history-guidance 2)")
 if args.history_guidance and args.extend is None:
     sys.exit("error: --history-guidance guides a continuation by its history: it needs --extend N")
 if args.extend is not None:

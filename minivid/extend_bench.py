@@ -375,6 +375,9 @@ def check(args) -> None:
         check_history_guidance(args.history_guidance, args.guidance_noise, args.guide_on)
     except ValueError as e:
         args.error(f"--history-guidance / --guidance-noise: {e}")
+    if args.guide_on != "history" and not args.history_guidance:
+        args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
+                   "give it a weight too (e.g. --history-guidance 2)")
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "

@@ -354,6 +354,9 @@ def test_10_sample_extend(setup):
     bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--history-guidance", 1,
               "--prompt", p, "--out", d / "x", check=False)         # guidance without a history
     assert bad.returncode != 0 and "needs --extend" in bad.stderr
+    bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--guide-on", "anchor",
+              "--extend", 2, "--prompt", p, "--out", d / "x", check=False)   # no weight given
+    assert bad.returncode != 0 and "--history-guidance 2" in bad.stderr
 
 
 # 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
@@ -452,6 +455,9 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--history-guidance", 1, "--guidance-noise", 1, check=False)
     assert r.returncode != 0 and "--guidance-noise" in r.stderr and "(0, 1)" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--guide-on", "anchor", check=False)            # a target with no guidance weight
+    assert r.returncode != 0 and "--history-guidance 2" in r.stderr
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--skip-videos", -1, check=False)
     assert r.returncode != 0 and "--skip-videos >= 0" in r.stderr
