@@ -99,15 +99,17 @@ def clip_captions(scene: Scene, clips: int, seed: int = 0) -> list[str]:
     return [dense_caption(clip_scene(scene, m), rng, where=m == 0) for m in range(clips)]
 
 
-def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=None):
+def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=None,
+                sampler="euler", shift=1.0):
     """The baseline with no memory: clip m drawn on its own from the same prompt (noise seed
     + 1000 m), its first 17 (clip 0) or 16 frames laid end to end. Each clip is a whole first
-    clip (5 latent frames, 80 tokens); on_clip times its sampling only, as for the others."""
+    clip (5 latent frames, 80 tokens); on_clip times its sampling only, as for the others.
+    sampler, shift: the ODE step and time grid, as for the others."""
     parts = []
     for m in range(clips):
         timed = None if on_clip is None else (lambda _, s, ctx, m=m: on_clip(m, s, ctx))
         video = pipe.extend(prompts, 1, "full", steps, cfg, seed + 1000 * m,
-                            batch_size=batch_size, on_clip=timed)
+                            batch_size=batch_size, on_clip=timed, sampler=sampler, shift=shift)
         parts.append(video if m == 0 else video[:, :CLIP])
     return np.concatenate(parts, axis=1)
 
@@ -115,8 +117,9 @@ def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=N
 def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, device, guide=None):
     """Make the one-prompt videos, timing, sizing and scoring every clip -> (uint8 videos,
     {"per_clip": rows, "video_seconds_per_second", "boundary_jump_px", ...}).
-    guide: history guidance for the extension (Pipeline.extend's history_guidance and
-    guidance_noise; not for prompt-only, which has no history)."""
+    guide: the sampling dials for the extension (Pipeline.extend's history_guidance,
+    guidance_noise, guide_on, sampler, shift; prompt-only, which has no history, takes only
+    the sampler and the shift)."""
     rows, peak, n = [], bench.Peak(device), len(prompts)
     patch = pipe.model["dit"].cfg.patch
 
@@ -128,7 +131,8 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
     peak.reset()
     t0 = bench.clock()
     if strategy == "prompt-only":
-        videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip)
+        grid = {k: v for k, v in (guide or {}).items() if k in ("sampler", "shift")}
+        videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip, **grid)
     else:
         videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip,
                              **(guide or {}))
@@ -201,11 +205,13 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                   seed=0, student=None, student_steps=None, device="cpu", gif=None,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
                   exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
-                  guidance_noise=GUIDE_NOISE, skip=0, guide_on="history"):
+                  guidance_noise=GUIDE_NOISE, skip=0, guide_on="history", sampler="euler",
+                  shift=1.0):
     """Every score of the module docstring -> one dict (the JSON line). history_guidance,
-    guidance_noise, guide_on: sampling.sample_long's, for every video the teacher continues."""
+    guidance_noise, guide_on, sampler, shift: sampling.sample_long's, for every video the
+    teacher makes (the student keeps its own)."""
     guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise,
-                 guide_on=guide_on)
+                 guide_on=guide_on, sampler=sampler, shift=shift)
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -325,7 +331,7 @@ def add_args(sub) -> None:
                       "clip for full / window / pack and a prompt-only baseline; identity, "
                       "boundary continuity, per-clip adherence, drift; plot")
     bench.shared_args(p, "data", "steps", "cfg", "seed", "plot", "gif", "device",
-                      help={"steps": "teacher Euler steps per clip",
+                      help={"steps": "teacher sampler steps per clip (--sampler)",
                             "plot": "PNG of tokens and ms vs video length",
                             "gif": "GIF: strategies side by side, 4-prompt videos"})
     p.add_argument("--ckpt", required=True, help="the train_extend.py checkpoint")
@@ -354,6 +360,11 @@ def add_args(sub) -> None:
                    help="what --history-guidance's vaguer branch loses: the whole history's "
                    "detail (history), or only the anchor, frame 0 (anchor: pulls every clip "
                    "towards how the video started)")
+    p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="the teacher's "
+                   "ODE step (heun: second order, ~2x the network calls a step)")
+    p.add_argument("--time-shift", type=float, default=1.0, metavar="S", help="the time grid's "
+                   "shift (flow.timesteps): < 1 puts more of the steps at low noise, where "
+                   "fine detail is finished; > 1 at high noise")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -375,6 +386,8 @@ def check(args) -> None:
         check_history_guidance(args.history_guidance, args.guidance_noise, args.guide_on)
     except ValueError as e:
         args.error(f"--history-guidance / --guidance-noise: {e}")
+    if not args.time_shift > 0:
+        args.error(f"--time-shift {args.time_shift}: must be > 0 (1 = an even time grid)")
     if args.guide_on != "history" and not args.history_guidance:
         args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
                    "give it a weight too (e.g. --history-guidance 2)")
@@ -417,12 +430,14 @@ def run(args) -> dict:
                             history_noises=tuple(args.history_noise),
                             history_guidance=args.history_guidance,
                             guidance_noise=args.guidance_noise, skip=args.skip_videos,
-                            guide_on=args.guide_on)
+                            guide_on=args.guide_on, sampler=args.sampler,
+                            shift=args.time_shift)
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}
     bench.print_columns(
-        f"one prompt per video, {args.videos} videos, {args.steps} steps + CFG {args.cfg} a "
+        f"one prompt per video, {args.videos} videos, {args.steps} {args.sampler} steps "
+        f"(time shift {args.time_shift:g}) + CFG {args.cfg} a "
         "clip; ms per clip per video (videos batched); identity and static adherence of clip N",
         ["strategy", "N", "tokens", "ms", "peak MB", "identity", "static adh"],
         [(name, [r["clip"], r["tokens"], f"{r['ms']:.1f}",

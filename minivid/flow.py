@@ -58,7 +58,10 @@ def timesteps(steps: int, shift: float = 1.0, device=None):
     """steps + 1 times from 1 down to 0. shift > 1 spends more steps at high noise:
     t -> shift * t / (1 + (shift - 1) * t) (SD3). With more tokens (bigger frames, more
     frames), the same noise level hides less, because many tokens average the noise out, so
-    the coarse layout is decided closer to t = 1 and needs the finer steps there."""
+    the coarse layout is decided closer to t = 1 and needs the finer steps there. shift < 1
+    does the opposite: finer steps near t = 0, where small shapes' edges are finished."""
+    if not shift > 0:
+        raise ValueError(f"time shift {shift}: must be > 0 (1 = an even grid)")
     t = torch.linspace(1, 0, steps + 1, device=device)
     return shift * t / (1 + (shift - 1) * t)
 

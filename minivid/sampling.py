@@ -53,7 +53,8 @@ def latent_frames(frames: int, tf: int) -> int:
 def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float = 2.0,
                    seed: int = 0, sampler="euler", allow_empty: bool = False,
                    batch_size: int = 64, cond_frames=None, times=None, init=None,
-                   strength: float = 1.0, weak_frames=None, history_guidance: float = 0.0):
+                   strength: float = 1.0, weak_frames=None, history_guidance: float = 0.0,
+                   shift: float = 1.0):
     """Prompts -> normalised latents (N, C, T, h, w), deterministic for `seed`.
 
     shape: (C, T, h, w) of one latent. The noise of prompt i is the i-th draw of a CPU
@@ -61,7 +62,9 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
     global RNG (a training run can call this for previews without changing its own noise).
     cfg = 1 samples the conditional model alone (half the compute); cfg > 1 extrapolates
     away from the unconditional prediction (https://arxiv.org/abs/2207.12598).
-    sampler: a flow step function or its name ("euler", "heun"); times: a custom time grid.
+    sampler: a flow step function or its name ("euler", "heun"); times: a custom time grid;
+    shift: the time grid's shift (flow.timesteps: > 1 more steps at high noise, < 1 more at
+    low noise, where fine detail is finished).
     cond_frames: (N, C, Tc, h, w) clean normalised latent frames the new ones continue, or
     a packed history (minivid/history.Context, clip extension: sample_long); they condition
     both guidance halves, only the caption is dropped.
@@ -84,7 +87,7 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
     if strength != 1:
         if times is not None:
             raise ValueError("give either a custom time grid or a strength < 1, not both")
-        times = strength * flow.timesteps(steps)
+        times = strength * flow.timesteps(steps, shift)
     out = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i:i + batch_size]
@@ -101,7 +104,7 @@ def sample_latents(model, prompts: list[str], shape, steps: int = 30, cfg: float
         if history_guidance and weak_frames is not None:   # the same caption, a vaguer history
             guides = [(dict(cond=weak_frames[i:i + batch_size].to(device)), history_guidance)]
         x = flow.sample(model["dit"], noise[i:i + batch_size].to(device), cond, uncond, cfg,
-                        steps, step=sampler, times=times, guides=guides)
+                        steps, step=sampler, times=times, shift=shift, guides=guides)
         out.append(x.float().cpu())
     return torch.cat(out)
 
@@ -112,7 +115,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                 latent_hw=(8, 8), batch_size: int = 64, on_clip=None, progress=None,
                 history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
                 piece_noise: bool = False, history_guidance: float = 0.0,
-                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history"):
+                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
+                shift: float = 1.0):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -140,7 +144,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     guide_on: what the weaker branch loses (history.GUIDE_TARGETS): "history" (above) or
     "anchor": only the anchor frame noised to guidance_noise, the rest as sampled, so w > 0
     pulls each clip towards how the first frame looked (pack with an anchor only). Held out
-    (64 videos, two seeds, with 32 steps): +0.013 identity for 3.3x the time a clip."""
+    (64 videos, two seeds, with 32 steps): +0.013 identity for 3.3x the time a clip.
+    sampler, shift: the ODE step ("euler", "heun") and the time grid's shift (sample_latents)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     check_history_noise(history_noise)
@@ -169,7 +174,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
         t0 = time.perf_counter()
         new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
                              seed + 1000 * m, sampler, batch_size=batch_size, cond_frames=ctx,
-                        weak_frames=weak, history_guidance=history_guidance)
+                        weak_frames=weak, history_guidance=history_guidance, shift=shift)
         seconds = time.perf_counter() - t0
         z = torch.cat([z, new], dim=2)                                  # (B, C, L + T, h, w)
         if on_clip is not None:
@@ -234,13 +239,14 @@ class Pipeline:
                cfg: float = 2.0, seed: int = 0, window: int = 4, batch_size: int = 64,
                on_clip=None, progress=None, sampler: str = "euler", history=None,
                history_noise: float = SAMPLE_NOISE, history_guidance: float = 0.0,
-               guidance_noise: float = GUIDE_NOISE, guide_on: str = "history"):
+               guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
+               shift: float = 1.0):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
         history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
         model's VAE); the result then holds them (as decoded) and the `clips` new ones.
-        history_noise, history_guidance, guidance_noise, guide_on: see sample_long."""
+        history_noise, history_guidance, guidance_noise, guide_on, shift: see sample_long."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -251,6 +257,9 @@ class Pipeline:
                 raise ValueError("a distilled student was not distilled with history guidance "
                                  "(it samples in one call a step); use it with guidance 0, or "
                                  "guide the teacher")
+            if shift != 1.0:
+                raise ValueError(f"time shift {shift}: a distilled student jumps only along the "
+                                 "grid it was distilled on; use shift 1")
             cfg, sampler = 1.0, distillation.student_step
         done = 0
         if history is not None:
@@ -268,7 +277,7 @@ class Pipeline:
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
                         history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
                         self.ckpt["extra"].get("piece_noise", 0.0) > 0, history_guidance,
-                        guidance_noise, guide_on)
+                        guidance_noise, guide_on, shift)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0) -> None:

@@ -76,6 +76,11 @@ def test_01_time_convention():
     assert ts[0] == 1 and ts[-1] == 0 and (ts[1:] < ts[:-1]).all()
     shifted = flow.timesteps(10, shift=3.0)
     assert shifted[0] == 1 and shifted[-1] == 0 and (shifted[1:-1] > ts[1:-1]).all()
+    low = flow.timesteps(10, shift=0.5)             # shift < 1: finer steps near t = 0
+    assert low[0] == 1 and low[-1] == 0 and (low[1:-1] < ts[1:-1]).all()
+    assert low[-2] - low[-1] < ts[-2] - ts[-1] and low[0] - low[1] > ts[0] - ts[1]
+    with pytest.raises(ValueError, match="must be > 0"):
+        flow.timesteps(10, shift=0.0)
     t = flow.sample_t(10000)
     assert 0 < t.min() and t.max() < 1 and abs(t.mean() - 0.5) < 0.02
 

@@ -368,8 +368,8 @@ def test_11_evaluate_extend(setup, tmp_path):
     world.generate(data, {("val", "long"): 4}, seed=0, workers=1, long_clips=4)
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--videos", 2, "--clips", 3, "--steps", 1, "--student", d / "student" / "ckpt.pt",
-            "--history-noise", 0, 0.2, "--history-guidance", 1,
-            "--plot", tmp_path / "extend.png")
+            "--history-noise", 0, 0.2, "--history-guidance", 1, "--sampler", "heun",
+            "--time-shift", 0.5, "--plot", tmp_path / "extend.png")
     fig = json.loads(r.stdout.strip().splitlines()[-1])
     assert fig["eval"] == "extend" and set(fig["strategies"]) == {"full", "window", "pack",
                                                                    "prompt-only"}
@@ -386,6 +386,7 @@ def test_11_evaluate_extend(setup, tmp_path):
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
     assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
     assert fig["history_guidance"] == 1 and fig["guidance_noise"] == 0.5
+    assert fig["sampler"] == "heun" and fig["shift"] == 0.5    # the ODE dials, recorded
     assert set(fig["ceiling"]) == {"real", "real_through_vae"}   # the truth, scored the same way
     assert all(0 <= r["lowest_clip"] <= r["identity"] <= 1 for r in fig["ceiling"].values())
     assert all(0 <= r[k] <= 1 for r in fig["exposure"]
@@ -395,8 +396,8 @@ def test_11_evaluate_extend(setup, tmp_path):
 # 12. A video can go on from a history made elsewhere (real clips, encoded by the model's
 #     VAE): the result keeps those frames as the VAE gives them back (the VAE is causal, so
 #     the new clip does not change them) and adds a clip; a history that is not whole clips
-#     of the model's size is refused with the shape it needs; history guidance changes the new
-#     clip only. And identity by part: a clip against itself is whole; a smaller object costs
+#     of the model's size is refused with the shape it needs; history guidance, the time shift
+#     and the Heun step change the new clip only. And identity by part: a clip against itself is whole; a smaller object costs
 #     the size part only.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_12_continue_a_given_history(setup):
@@ -426,6 +427,10 @@ def test_12_continue_a_given_history(setup):
     assert not np.array_equal(anchored, plain) and not np.array_equal(anchored, guided)
     with pytest.raises(ValueError, match="weight >= 0"):
         pipe.extend([p], 1, "pack", steps=1, history=real, history_guidance=-1)
+    # the ODE dials reach the new clip only: a time grid shifted towards t = 0, a Heun step
+    for dial in (dict(shift=0.5), dict(sampler="heun")):
+        other = pipe.extend([p], 1, "pack", steps=2, history=real, **dial)
+        assert np.array_equal(other[:, :17], plain[:, :17]) and not np.array_equal(other, plain)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
@@ -458,6 +463,9 @@ def test_13_bad_inputs(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--guide-on", "anchor", check=False)            # a target with no guidance weight
     assert r.returncode != 0 and "--history-guidance 2" in r.stderr
+    r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
+            "--time-shift", 0, check=False)
+    assert r.returncode != 0 and "--time-shift 0" in r.stderr and "must be > 0" in r.stderr
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--skip-videos", -1, check=False)
     assert r.returncode != 0 and "--skip-videos >= 0" in r.stderr
