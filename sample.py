@@ -52,6 +52,9 @@ p.add_argument("--steps", type=int, default=None, help="sampler steps (default: 
 p.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance scale (1 = "
                "off; 2 scored best on the tiny world: higher costs shape accuracy)")
 p.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="ODE solver")
+p.add_argument("--time-shift", type=float, default=1.0, metavar="S", help="the time grid's "
+               "shift (minivid/flow.py timesteps): < 1 puts more of the steps at low noise, "
+               "where fine detail is finished, > 1 at high noise; 1 = an even grid")
 p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same videos)")
 p.add_argument("--format", default="gif", choices=["gif", "mp4"], help="per-prompt file type")
 p.add_argument("--init", default=None, help="image-to-image: a clip or image file (any the data "
@@ -139,6 +142,8 @@ if not 0 < args.strength <= 1:
     sys.exit(f"error: --strength {args.strength} must be in (0, 1]: 1 starts from pure noise, "
              "0.5 keeps the layout of --init")
 
+if not args.time_shift > 0:
+    sys.exit(f"error: --time-shift {args.time_shift}: must be > 0 (1 = an even time grid)")
 if args.guide_on != "history" and not args.history_guidance:
     sys.exit(f"error: --guide-on {args.guide_on} says what --history-guidance guides towards; "
              "give it a weight too (e.g. --history-guidance 2)")
@@ -165,6 +170,9 @@ if pipe.distilled:
         pipe.check_steps(args.steps, args.strength if args.init else 1.0)
     except ValueError as e:
         sys.exit(f"error: {e}")
+    if args.time_shift != 1:
+        sys.exit(f"error: --time-shift {args.time_shift}: a distilled student jumps only along "
+                 "the grid it was distilled on; leave --time-shift at 1")
     if args.unconditional:
         sys.exit("error: --unconditional: a distilled student never saw the empty caption "
                  "(guidance is folded into it); sample unconditionally with the teacher")
@@ -185,7 +193,7 @@ if args.extend is not None:  # one long video, clip by clip
                                 args.seed, args.window, progress=bar,
                                 sampler=args.sampler if not pipe.distilled else "euler",
                                 history_guidance=args.history_guidance,
-                                guide_on=args.guide_on)[0]
+                                guide_on=args.guide_on, shift=args.time_shift)[0]
     except ValueError as e:
         sys.exit(f"error: {e}")
     os.makedirs(args.out, exist_ok=True)
@@ -221,7 +229,8 @@ if args.init:
 try:
     videos = pipe.generate(prompts, args.frames, args.steps, args.cfg, args.seed, args.sampler,
                            allow_empty=args.unconditional, init=init,
-                           strength=args.strength if init is not None else 1.0)  # (N, T, H, W, 3)
+                           strength=args.strength if init is not None else 1.0,
+                           shift=args.time_shift)                               # (N, T, H, W, 3)
 except ValueError as e:
     sys.exit(f"error: {e}")
 

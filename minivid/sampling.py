@@ -209,11 +209,12 @@ class Pipeline:
 
     def generate(self, prompts: list[str], frames: int = 16, steps: int = 30, cfg: float = 2.0,
                  seed: int = 0, sampler: str = "euler", allow_empty: bool = False,
-                 batch_size: int = 64, init=None, strength: float = 1.0):
+                 batch_size: int = 64, init=None, strength: float = 1.0, shift: float = 1.0):
         """-> uint8 (N, frames, H, W, 3); the same prompts and seed give the same videos.
 
         init: uint8 (N, frames, H, W, 3) clips to transform (image-to-image), noised to
-        `strength`. A distilled student ignores cfg and sampler (see __init__)."""
+        `strength`. shift: the time grid's (sample_latents). A distilled student ignores cfg
+        and sampler (see __init__) and refuses a shift."""
         C, (h, w) = self.model["dit"].cfg.in_channels, self.ckpt["extra"]["latent_hw"]
         shape = (C, latent_frames(frames, self.vae.cfg.tf), h, w)
         if self.distilled:
@@ -221,6 +222,9 @@ class Pipeline:
             if allow_empty:
                 raise ValueError("a distilled student never saw the empty caption (guidance is "
                                  "folded into it); sample unconditionally with the teacher")
+            if shift != 1.0:
+                raise ValueError(f"time shift {shift}: a distilled student jumps only along the "
+                                 "grid it was distilled on; use shift 1")
             cfg, sampler = 1.0, distillation.student_step
         z_init = None
         if init is not None:
@@ -232,7 +236,7 @@ class Pipeline:
             z, _ = encode_uint8(self.vae, init, batch_size)
             z_init = (z.float() - self.shift) / self.scale             # (N, C, T', h, w)
         z = sample_latents(self.model, list(prompts), shape, steps, cfg, seed, sampler,
-                           allow_empty, batch_size, init=z_init, strength=strength)
+                           allow_empty, batch_size, init=z_init, strength=strength, shift=shift)
         return self.decode(z, frames, batch_size)
 
     def extend(self, prompts, clips: int, strategy: str = "pack", steps: int = 32,

@@ -329,15 +329,17 @@ def test_09_extend_checkpoint(setup):
     assert tuple(student["config"]["dit"]["context_kernels"]) == (2, 4)
 
 
-# 10. sample.py --extend: one long GIF of 1 + 16 N frames, teacher and student; one prompt per
-#     clip works too; bad requests fail with the fix named.
+# 10. sample.py --extend: one long GIF of 1 + 16 N frames, teacher (here with the Heun step and
+#     a shifted time grid) and student; one prompt per clip works too; bad requests fail with
+#     the fix named.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_sample_extend(setup):
     from minivid.data import read_frames
     d = setup
     p = "A small red circle on the left moves quickly to the right. The background is plain black."
     r = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--extend", 3, "--steps", 2,
-            "--context", "pack", "--prompt", p, "--out", d / "samples")
+            "--context", "pack", "--prompt", p, "--out", d / "samples", "--sampler", "heun",
+            "--time-shift", 0.5)
     frames, seen = read_frames(d / "samples" / "long_pack_3clips.gif", frames=1000)
     assert seen == 1 + 16 * 3 and "clip 2:" in r.stdout and "on the left" not in \
         r.stdout.split("clip 2:")[1]
@@ -357,6 +359,12 @@ def test_10_sample_extend(setup):
     bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--guide-on", "anchor",
               "--extend", 2, "--prompt", p, "--out", d / "x", check=False)   # no weight given
     assert bad.returncode != 0 and "--history-guidance 2" in bad.stderr
+    bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--time-shift", -1,
+              "--prompt", p, "--out", d / "x", check=False)
+    assert bad.returncode != 0 and "must be > 0" in bad.stderr
+    bad = run("sample.py", "--ckpt", d / "student" / "ckpt.pt", "--time-shift", 0.5,
+              "--prompt", p, "--out", d / "x", check=False)         # a student's grid is fixed
+    assert bad.returncode != 0 and "distilled on" in bad.stderr
 
 
 # 11. evaluate extend prints its table and ends with one JSON line that has every strategy,
