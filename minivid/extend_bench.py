@@ -32,73 +32,28 @@ sample_long; --guide-on anchor: towards what frame 0 shows); --skip-videos K sco
 setting was not tuned on.
 With --student, sets 1 (pack) and 3 again with the distilled student, and how many seconds
 of video it makes per second of compute. A plot of tokens and ms vs video length per strategy.
-How each video is scored (identity, adherence, continuity) is minivid/video_identity.py.
+How each video is scored (identity, adherence, continuity) is minivid/video_identity.py; the
+scenes of the three sets are minivid/extend_sets.py.
 
     python -m minivid.evaluate extend --ckpt runs/extend/ckpt.pt --plot runs/extend/extend.png
 """
-import json
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from minivid import bench, checker
-from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
+from minivid.extend_sets import clip_captions, eval_scenes, real_videos, square_path_scene
 from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
                              check_history_noise)
 from minivid.latents import decode_latents, encode_uint8
-from minivid.long_clips import CLIP, clip_scene, clip_start
+from minivid.long_clips import CLIP, clip_start
 from minivid.sampling import Pipeline
 from minivid.video_identity import PARTS, identity, score_one_prompt, score_per_clip
-from minivid.world import FRAME_MS, Obj, Scene, render, sample_scene
+from minivid.world import FRAME_MS, Scene
 
 # ----------------------------------------------------------------------------- the videos
-def eval_scenes(data_dir: str, n: int, skip: int = 0) -> list[Scene]:
-    """The first n val long scenes in which nothing grows or shrinks, after the first `skip`
-    such scenes (those a sampling setting was tuned on, say: held out means held out)."""
-    out = []
-    with open(bench.manifest(data_dir, "val", "long")) as f:
-        for line in f:
-            scene = Scene.from_dict(json.loads(line)["spec"])
-            motions = [o.motion for o in scene.objects] + \
-                [t[1] for o in scene.objects for t in o.turns]
-            if not {"grow", "shrink"} & set(motions):
-                out.append(scene)
-            if len(out) == skip + n:
-                break
-    return out[skip:]
-
-
-def square_path_scene(rng, res: int = 32) -> Scene:
-    """One object going round a square, one side per clip: 4 clips (65 frames). Starts in a
-    corner, turns left or right at each clip start; 16 px a side at fast speed, 8 at slow, so
-    it never reaches an edge (no reflections: each clip's motion is unambiguous)."""
-    base = sample_scene(rng, "val", frames=CLIP, res=res)
-    o = base.objects[0]
-    corner = str(rng.choice(["bottom left", "bottom right", "top left", "top right"]))
-    # Directions round the square from each corner, counter-clockwise on screen; reversed
-    # for clockwise.
-    ccw = {"bottom left": ["right", "up", "left", "down"],
-           "bottom right": ["up", "left", "down", "right"],
-           "top right": ["left", "down", "right", "up"],
-           "top left": ["down", "right", "up", "left"]}[corner]
-    # Clockwise from the same corner: the same sides in reverse order, each walked backwards.
-    flip = {"right": "left", "left": "right", "up": "down", "down": "up"}
-    path = ccw if rng.random() < 0.5 else [flip[d] for d in ccw[::-1]]
-    speed = str(rng.choice(["slow", "fast"]))
-    obj = Obj(o.shape, o.colour, o.size, corner, path[0], speed,
-              turns=[[clip_start(m), path[m], speed] for m in range(1, 4)])
-    return Scene(base.background, [obj], frames=1 + 4 * CLIP, res=res)
-
-
-def clip_captions(scene: Scene, clips: int, seed: int = 0) -> list[str]:
-    """The dense caption of each clip (as the world writes them: the first with positions)."""
-    rng = np.random.default_rng(seed)
-    return [dense_caption(clip_scene(scene, m), rng, where=m == 0) for m in range(clips)]
-
-
 def prompt_only(pipe, prompts, clips, steps, cfg, seed, batch_size=64, on_clip=None,
                 sampler="euler", shift=1.0):
     """The baseline with no memory: clip m drawn on its own from the same prompt (noise seed
@@ -148,10 +103,6 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
 def video_seconds(videos: int, clips: int) -> float:
     """Seconds of video in `videos` videos of `clips` clips (1 + 16 clips frames, FRAME_MS each)."""
     return videos * (1 + CLIP * clips) * FRAME_MS / 1e3
-
-
-def real_videos(scenes):
-    return np.stack([render(s) for s in scenes])
 
 
 def ceiling(vae, scenes, prompts, clips) -> dict:

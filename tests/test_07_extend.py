@@ -56,7 +56,7 @@ def test_01_long_clip_physics():
 # 2. Each clip of a long clip has its own scene and caption; the checker agrees with them on
 #    the real pixels (a square path has no reflections, so every clip is unambiguous).
 def test_02_clip_captions_match_pixels():
-    from minivid.extend_bench import clip_captions, square_path_scene
+    from minivid.extend_sets import clip_captions, square_path_scene
     from minivid.video_identity import score_per_clip
     rng = np.random.default_rng(1)
     scenes = [square_path_scene(rng) for _ in range(6)]
