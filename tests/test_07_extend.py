@@ -439,6 +439,8 @@ def test_12_continue_a_given_history(setup):
     for dial in (dict(shift=0.5), dict(sampler="heun")):
         other = pipe.extend([p], 1, "pack", steps=2, history=real, **dial)
         assert np.array_equal(other[:, :17], plain[:, :17]) and not np.array_equal(other, plain)
+    with pytest.raises(ValueError, match="distilled on"):      # a student's grid is fixed
+        Pipeline(setup / "student" / "ckpt.pt").extend([p], 1, "pack", steps=1, shift=0.5)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
