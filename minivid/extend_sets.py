@@ -65,5 +65,6 @@ def clip_captions(scene: Scene, clips: int, seed: int = 0) -> list[str]:
     return [dense_caption(clip_scene(scene, m), rng, where=m == 0) for m in range(clips)]
 
 
-def real_videos(scenes):
+def real_videos(scenes) -> np.ndarray:
+    """Scenes of one length -> their videos as the world renders them, uint8 (N, T, H, W, 3)."""
     return np.stack([render(s) for s in scenes])

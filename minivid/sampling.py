@@ -218,13 +218,10 @@ class Pipeline:
         C, (h, w) = self.model["dit"].cfg.in_channels, self.ckpt["extra"]["latent_hw"]
         shape = (C, latent_frames(frames, self.vae.cfg.tf), h, w)
         if self.distilled:
-            self.check_steps(steps, strength)
+            self.check_steps(steps, strength, shift)
             if allow_empty:
                 raise ValueError("a distilled student never saw the empty caption (guidance is "
                                  "folded into it); sample unconditionally with the teacher")
-            if shift != 1.0:
-                raise ValueError(f"time shift {shift}: a distilled student jumps only along the "
-                                 "grid it was distilled on; use shift 1")
             cfg, sampler = 1.0, distillation.student_step
         z_init = None
         if init is not None:
@@ -256,14 +253,11 @@ class Pipeline:
                              "train_extend.py did not make it). Train one with python "
                              "train_extend.py --init-from <video ckpt>")
         if self.distilled:
-            self.check_steps(steps)
+            self.check_steps(steps, shift=shift)
             if history_guidance:
                 raise ValueError("a distilled student was not distilled with history guidance "
                                  "(it samples in one call a step); use it with guidance 0, or "
                                  "guide the teacher")
-            if shift != 1.0:
-                raise ValueError(f"time shift {shift}: a distilled student jumps only along the "
-                                 "grid it was distilled on; use shift 1")
             cfg, sampler = 1.0, distillation.student_step
         done = 0
         if history is not None:
@@ -284,10 +278,14 @@ class Pipeline:
                         guidance_noise, guide_on, shift)
         return self.decode(z, frames_of(done + clips), batch_size)
 
-    def check_steps(self, steps: int, strength: float = 1.0) -> None:
+    def check_steps(self, steps: int, strength: float = 1.0, shift: float = 1.0) -> None:
         """A student jumps only by the step sizes it learnt: d = 1/n from t = 1 - k/n, for n in
         its step counts. Other step counts are refused; so is a strength that puts the jumps
-        off that grid (from t = s in `steps` jumps of s/steps: s/steps must be one of 1/n)."""
+        off that grid (from t = s in `steps` jumps of s/steps: s/steps must be one of 1/n), and
+        any time shift (it bends the even grid)."""
+        if shift != 1.0:
+            raise ValueError(f"time shift {shift}: a distilled student jumps only along the even "
+                             "grid it was distilled on; leave the shift at 1 (--time-shift 1)")
         valid = self.distilled["step_counts"]
         if steps not in valid:
             raise ValueError(f"this student was distilled for {valid} steps, not {steps}; pass "
