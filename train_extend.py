@@ -11,7 +11,9 @@ so the same model still starts videos. The model gains the coarse context kernel
 video stage's: the same model, loss, optimizer step and flags (minivid/t2v.py), and the same
 loop (minivid/run.py's `Run`). Two options against the drift of long videos (issue 22):
 --piece-noise (each packed piece at its own noise level, the anchor clean: minivid/history.py)
-and --rollouts (part of the histories are the model's own continuations: minivid/rollouts.py).
+--rollouts (part of the histories are the model's own continuations: minivid/rollouts.py)
+and --damage (part of the histories damaged the way long videos fail, the clip to learn real:
+minivid/damage.py).
 
 CPU (tiny preset, 2 cores, 5 minutes):
     python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
@@ -26,16 +28,16 @@ import time
 
 import torch
 
-from minivid import extend, flow, rollouts
+from minivid import damage, extend, flow, rollouts
 from minivid.common import check_batch, dist_cleanup, dist_setup, print0, rank_rows, step_generator
 from minivid.data import save_grid
 from minivid.history import ANCHORS, PACK, frames_of
 from minivid.latents import decode_latents
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.sampling import sample_long
-from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, caption_batch, ema_model,
-                         load_init, load_stage_latents, mean_loss, stage_config, stage_extra,
-                         summary, train_step, val_draws)
+from minivid.t2v import (TRAJECTORY, add_stage_args, build_stage, cache_scenes, caption_batch,
+                         ema_model, load_init, load_stage_latents, mean_loss, stage_config,
+                         stage_extra, summary, train_step, val_draws)
 from minivid.training import batch_indices
 
 p = argparse.ArgumentParser(description="Teach the video DiT to continue clips (clip extension).",
@@ -54,6 +56,13 @@ p.add_argument("--rollouts", type=float, default=0.0, help="share of the steps w
 p.add_argument("--rollout-videos", type=int, default=128, help="long train clips in the "
                "rollout bank (each gets clips - 1 own continuation clips)")
 p.add_argument("--rollout-steps", type=int, default=16, help="sampler steps per own clip")
+p.add_argument("--damage", type=float, default=0.0, help="share of the steps with >= 2 history "
+               "clips whose history is DAMAGED (an object fades, changes colour, shape or size "
+               "from some clip on: minivid/damage.py) while the clip to learn is real; 0 = off "
+               "(issue 22: try 0.5)")
+p.add_argument("--damage-videos", type=int, default=1000, help="long train clips in the damage "
+               "bank, at most all of them (rendered and encoded at the start: ~1 min for 1000 "
+               "on 2 CPU cores)")
 add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
 args = p.parse_args()
 check_run_args(p, args, "grad_accum")
@@ -65,6 +74,13 @@ if not 0 <= args.rollouts <= 1:
     p.error(f"--rollouts {args.rollouts} must be in [0, 1] (a share of the steps; 0 turns it off)")
 if args.rollout_steps < 1:
     p.error(f"--rollout-steps {args.rollout_steps}: sample each own clip in at least 1 step")
+if not 0 <= args.damage <= 1:
+    p.error(f"--damage {args.damage} must be in [0, 1] (a share of the steps; 0 turns it off)")
+if args.rollouts and args.damage:
+    p.error("--rollouts and --damage both replace the history of some steps: use one at a time")
+if args.damage and args.damage_videos < args.batch_size:
+    p.error(f"--damage-videos {args.damage_videos} is smaller than --batch-size "
+            f"{args.batch_size}: a damage step draws its whole batch from the bank")
 if args.rollouts and args.rollout_videos < args.batch_size:
     p.error(f"--rollout-videos {args.rollout_videos} is smaller than --batch-size "
             f"{args.batch_size}: a rollout step draws its whole batch from the bank")
@@ -96,6 +112,9 @@ if ROLL and run.resumed is None and init["extra"].get("stage") != "extend":
     p.error(f"--rollouts samples the model's own continuations, but --init-from {args.init_from} "
             "is a video model that never learnt to continue: train_extend.py it first, then "
             "--init-from that extension checkpoint")
+# training on damaged histories (minivid/damage.py): kept on --resume too
+DAMAGE = run.resumed["extra"].get("damage") if run.resumed else (
+    dict(share=args.damage, videos=args.damage_videos) if args.damage else None)
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
@@ -103,7 +122,7 @@ print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clip
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, "extend", latent_frames=extend.FIRST, frames=16,
     long_frames=int(lat.train["frames"]), anchor=ANCHOR, piece_noise=PIECE,
-    rollouts=ROLL), history=True)
+    rollouts=ROLL, damage=DAMAGE), history=True)
 tokens = stage.model["text"].tokenizer(captions)  # every caption, once
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
@@ -115,7 +134,8 @@ if lat.val is not None:
                                      stage.model["text"].tokenizer, ANCHOR, PIECE > 0)
 
 
-own = None       # the rollout bank: (V, C, T, h, w), long clips 0 .. V-1 with their own clips
+own = None       # the bank (rollouts or damage): (V, C, T, h, w), long clips 0 .. V-1 with
+                 # their clips 1 .. clips - 1 replaced (the model's own, or damaged)
 if ROLL:
     V = min(ROLL["videos"], N)
     bank_path = os.path.join(args.out, rollouts.BANK_FILE)
@@ -132,6 +152,16 @@ if ROLL:
     print0(f"rollout bank: {V} long clips x {CLIPS - 1} own clips ({ROLL['steps']} sampler "
            f"steps each), ready in {time.perf_counter() - t0:.0f} s; {ROLL['share']:.0%} of the "
            "steps with >= 2 history clips continue the model's own clips")
+if DAMAGE:        # the same use as the rollout bank, with the world's damage instead
+    V = min(DAMAGE["videos"], N)
+    t0 = time.perf_counter()
+    own, done = damage.build_bank(lat.vae, cache_scenes(lat.train["specs"]), torch.arange(V),
+                                  CLIPS, lat.train["shift"], lat.train["scale"], seed=args.seed)
+    kinds = {k: sum(d["kind"] == k for d in done) for k in damage.KINDS}
+    print0(f"damage bank: {V} long clips, damaged from one clip on ({kinds}), ready in "
+           f"{time.perf_counter() - t0:.0f} s; "
+           f"{DAMAGE['share']:.0%} of the steps with >= 2 history clips continue a damaged history")
+share = (ROLL or DAMAGE or {}).get("share", 0.0)
 
 
 def preview():
@@ -154,9 +184,9 @@ for step in run:
     # Its layout (history length, strategy) is the whole batch's: one shape per batch.
     g_cpu, g_dev = step_generator(args.seed, step), step_generator(args.seed, step, device, 1)
     lay = extend.draw_layout(g_cpu, args.batch_size, CLIPS, mine, ANCHOR, PIECE)
-    # a rollout step (its own stream: the other draws stay those of a run without rollouts)
+    # a bank step (its own stream: the other draws stay those of a run without a bank)
     roll = own is not None and lay.hc >= 2 and \
-        torch.rand(1, generator=step_generator(args.seed, step, "cpu", 2)).item() < ROLL["share"]
+        torch.rand(1, generator=step_generator(args.seed, step, "cpu", 2)).item() < share
     if roll:   # long clips from the bank, in their own epochs
         idx = batch_indices(len(own), args.batch_size, step, args.seed, dist, stream=1)
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
@@ -168,7 +198,7 @@ for step in run:
     micro = []
     for m in torch.arange(B).chunk(args.grad_accum):                   # gradient accumulation
         z = X[idx[m]].to(device)                                       # (b, C, T, h, w)
-        if roll:   # the history's clips 1 .. hc-1 the model's own, the clip to learn real
+        if roll:   # the history's clips 1 .. hc-1 from the bank, the clip to learn real
             z = rollouts.with_own_history(z, own[idx[m]], lay.hc)
         x0, ctx = lay.example(z, hist_noise[m], m)                     # the clip, its history
         rows = lay.caption_rows(idx[m], m, CLIPS, N)   # the new clip's caption, maybe who-only

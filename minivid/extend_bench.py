@@ -22,7 +22,9 @@ are left out, since their size changes on purpose):
      clip, identity.
 Set 1 also gives the metric's CEILING (the real videos of the same scenes, as rendered and
 through the model's VAE, scored the same way), identity BY PART (background, colour, shape,
-size read as the median over each clip, extra objects: where identity is lost), and for pack:
+size read as the median over each clip, extra objects: where identity is lost), HOW clip 1's
+objects are lost (gone, recoloured, another shape or size) and identity per video (a few
+videos that fail outright read differently from a drift of all), and for pack:
   EXPOSURE BIAS (--exposure K ...): clip K + 1 made from the REAL first K clips (rendered by
      the world, encoded by the VAE) against the same clip of the model's own video;
   a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
@@ -50,7 +52,7 @@ from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_hist
 from minivid.latents import decode_latents, encode_uint8
 from minivid.long_clips import CLIP, clip_start
 from minivid.sampling import Pipeline
-from minivid.video_identity import PARTS, identity, score_one_prompt, score_per_clip
+from minivid.video_identity import LOSSES, PARTS, identity, score_one_prompt, score_per_clip
 from minivid.world import FRAME_MS, Scene
 
 # ----------------------------------------------------------------------------- the videos
@@ -412,6 +414,14 @@ def run(args) -> dict:
         [(name, [f"{np.mean([r['identity_median_size'] for r in res['per_clip'][1:]]):.3f}"] +
           [f"{np.mean(res['identity_by_part'][k][1:]):.3f}" for k in PARTS[:-1]] +
           [f"{np.mean(res['extra_objects_per_clip'][1:]):.2f}"])
+         for name, res in fig["strategies"].items() if len(res["per_clip"]) > 1])
+    bench.print_columns(
+        "how clip 1's objects are lost (share of objects x clips 2..N): gone (faded out), "
+        "recoloured, or kept with another shape / size; identity per video",
+        ["strategy", *LOSSES, "videos >= 0.95", "worst video"],
+        [(name, [f"{res['lost'][k]:.3f}" for k in LOSSES] +
+          [f"{np.mean(np.array(res['video_identity']) >= 0.95):.2f}",
+           f"{min(res['video_identity']):.3f}"])
          for name, res in fig["strategies"].items() if len(res["per_clip"]) > 1])
     bench.print_columns(
         "the metric's ceiling: the REAL videos of the same scenes, scored the same way "

@@ -12,6 +12,12 @@ object's colour, shape, size and track in a clip; from those:
         must hold in every clip of a one-prompt video (positions and motions move on).
     CONTINUITY: each object's centre jump across a clip boundary (px) against its
         frame-to-frame motion inside clips.
+    HOW IT IS LOST (`losses`): each clip-1 object in each later clip is kept whole, or gone
+        (no object of its colour and no new colour: faded out), or recoloured (gone, and a
+        colour clip 1 did not have appeared), or kept with another shape or size. A missing
+        colour costs the colour, shape AND size parts of identity at once, so a few objects
+        that fade weigh three times; and per video, so one bad video is not read as a drift
+        of all of them.
 Every rate is hits / total, summed over videos, per clip index.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -m "slow or not slow"`
 """
@@ -22,6 +28,7 @@ from minivid.history import clip_prompts
 from minivid.long_clips import clip_start
 
 STATIC = ("colour", "shape", "size")
+LOSSES = ("kept", "gone", "recoloured", "shape", "size")   # what became of a clip-1 object
 
 
 def split(video, clips: int) -> list[np.ndarray]:
@@ -50,6 +57,27 @@ def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
     """(hits, total) over identity_parts: the identity of clip N with clip 1."""
     parts = identity_parts(first, later, size).values()
     return sum(h for h, _ in parts), sum(t for _, t in parts)
+
+
+def losses(first: dict, later: dict) -> dict:
+    """{LOSSES: count, "objects": n} for clip 1's n objects (detect output `first`) in clip N
+    (`later`), size read as the median over the clip. Each object is kept, gone or recoloured;
+    a kept-colour object with a wrong shape and a wrong size counts in both."""
+    out = dict.fromkeys(LOSSES, 0)
+    out["objects"] = len(first["objects"])
+    known = {o["colour"] for o in first["objects"]}
+    new = [f for f in later["objects"] if f["colour"] not in known]
+    for o in first["objects"]:
+        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
+        if match is None:
+            out["recoloured" if new else "gone"] += 1
+            continue
+        wrong_shape = match["shape"] != o["shape"]
+        wrong_size = match["size_median"] != o["size_median"]
+        out["kept"] += not (wrong_shape or wrong_size)
+        out["shape"] += wrong_shape
+        out["size"] += wrong_size
+    return out
 
 
 def static_adherence(found: dict, prompt: str) -> tuple[int, int]:
@@ -86,14 +114,21 @@ def score_one_prompt(videos, prompts, clips):
     by_part = {k: np.zeros((clips, 2)) for k in PARTS}
     adher = np.zeros((clips, 2))
     jumps, moves = [], []
+    lost, per_video = dict.fromkeys(LOSSES + ("objects",), 0), []
     for video, prompt in zip(videos, prompts):
         parts = [checker.detect(c) for c in split(video, clips)]
+        mine = np.zeros(2)
         for m, found in enumerate(parts):
             ident[m] += identity(parts[0], found)
+            if m:
+                mine += identity(parts[0], found, "size_median")
+                for k, n in losses(parts[0], found).items():
+                    lost[k] += n
             for k, ht in identity_parts(parts[0], found, "size_median").items():
                 by_part[k][m] += ht
                 ident_med[m] += ht
             adher[m] += static_adherence(found, prompt)
+        per_video.append(float(mine[0] / max(mine[1], 1)))
         j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
         jumps += j
         moves += mv
@@ -102,6 +137,9 @@ def score_one_prompt(videos, prompts, clips):
             "identity_by_part": {k: rate(by_part[k]) for k in PARTS[:-1]},
             "extra_objects_per_clip": (by_part["extra"][:, 1] / max(len(videos), 1)).tolist(),
             "static_adherence": rate(adher),
+            # clips 2..N: what became of clip 1's objects (shares), each video's identity
+            "lost": {k: lost[k] / max(lost["objects"], 1) for k in LOSSES},
+            "video_identity": per_video,
             "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
             "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
 

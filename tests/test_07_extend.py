@@ -391,6 +391,9 @@ def test_11_evaluate_extend(setup, tmp_path):
     # clip after 1 and 2 real clips vs after the model's own (history lengths below --clips)
     assert set(fig["strategies"]["pack"]["identity_by_part"]) == {"background", "colour",
                                                                   "shape", "size"}
+    lost = fig["strategies"]["pack"]["lost"]                 # how clip 1's objects are lost
+    assert set(lost) == set(video_identity.LOSSES) and all(0 <= v <= 1 for v in lost.values())
+    assert len(fig["strategies"]["pack"]["video_identity"]) == 2      # one per video
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
     assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
     assert fig["history_guidance"] == 1 and fig["guidance_noise"] == 0.5
