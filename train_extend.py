@@ -153,6 +153,9 @@ if ROLL:
            f"steps each), ready in {time.perf_counter() - t0:.0f} s; {ROLL['share']:.0%} of the "
            "steps with >= 2 history clips continue the model's own clips")
 if DAMAGE:        # the same use as the rollout bank, with the world's damage instead
+    if CLIPS < 3:
+        p.error(f"--damage needs long clips of >= 3 clips (these have {CLIPS}): make them with "
+                "python -m minivid.world (8 by default)")
     V = min(DAMAGE["videos"], N)
     t0 = time.perf_counter()
     own, done = damage.build_bank(lat.vae, cache_scenes(lat.train["specs"]), torch.arange(V),

@@ -92,19 +92,25 @@ def damaged_video(scene: Scene, clips: int, rng) -> tuple[np.ndarray, dict]:
 
 
 @torch.no_grad()
-def build_bank(vae, scenes, rows, clips: int, shift: float, scale: float,
-               seed: int = 0) -> tuple[torch.Tensor, list[dict]]:
+def build_bank(vae, scenes, rows, clips: int, shift: float, scale: float, seed: int = 0,
+               batch_size: int = 64) -> tuple[torch.Tensor, list[dict]]:
     """Damaged long clips `rows` (indices into scenes: t2v.cache_scenes of the cache) -> (bank
     (V, C, 1 + 4 clips, h, w) float on the CPU, normalised (z - shift) / scale like the DiT's
     latents, and the damage done to each). Deterministic in `seed`."""
+    if clips < 3:
+        raise ValueError(f"long clips of {clips} clips: a damaged history needs >= 3 (a clean "
+                         "clip 0, a damaged clip, the real clip after it)")
     rng = np.random.default_rng(seed)
-    videos, done = [], []
-    for i in rows:
-        if scenes[int(i)] is None:
-            raise ValueError(f"long clip {int(i)} has no scene spec (footage of your own?): "
-                             "--damage renders the world's scenes; train without it")
-        v, d = damaged_video(scenes[int(i)], clips, rng)
-        videos.append(v)
-        done.append(d)
-    z, _ = encode_uint8(vae, np.stack(videos))               # (V, C, T', h, w) float16
-    return (z.float() - shift) / scale, done
+    bank, done = [], []
+    for start in range(0, len(rows), batch_size):   # a batch at a time: pixels are big
+        videos = []
+        for i in rows[start:start + batch_size]:
+            if scenes[int(i)] is None:
+                raise ValueError(f"long clip {int(i)} has no scene spec (footage of your own?): "
+                                 "--damage renders the world's scenes; train without it")
+            v, d = damaged_video(scenes[int(i)], clips, rng)
+            videos.append(v)
+            done.append(d)
+        z, _ = encode_uint8(vae, np.stack(videos), batch_size)   # (b, C, T', h, w) float16
+        bank.append((z.float() - shift) / scale)
+    return torch.cat(bank), done

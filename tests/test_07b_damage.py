@@ -91,7 +91,8 @@ def test_03_ramp_and_video():
 
 # 4. The bank: every long clip damaged and encoded; the latent frames before the damage are
 #    exactly the real clip's (the VAE is causal: the future cannot change them), the ones
-#    after differ; the same seed gives the same bank; a clip without a scene is refused.
+#    after differ; the same seed gives the same bank, however many videos are encoded at a
+#    time; a clip without a scene, or long clips too short to damage, are refused.
 def test_04_bank(tmp_path):
     vae = make_vae(tmp_path / "vae.pt", seed=0).eval()
     rng = np.random.default_rng(0)
@@ -107,8 +108,12 @@ def test_04_bank(tmp_path):
         assert not torch.allclose(bank[i, :, L:], real[i, :, L:], atol=1e-3)
     again, _ = damage.build_bank(vae, scenes, torch.arange(6), 4, shift=0.5, scale=2.0, seed=3)
     assert torch.equal(bank, again)
+    few, _ = damage.build_bank(vae, scenes, torch.arange(6), 4, 0.5, 2.0, seed=3, batch_size=4)
+    assert torch.allclose(few, bank, atol=1e-5)  # built a few videos at a time: the same bank
     with pytest.raises(ValueError, match="no scene spec"):
         damage.build_bank(vae, scenes[:1] + [None], torch.arange(2), 4, 0.0, 1.0)
+    with pytest.raises(ValueError, match=">= 3"):
+        damage.build_bank(vae, scenes, torch.arange(2), 2, 0.0, 1.0)
 
 
 # 5. train_extend.py --damage end to end: the bank is built at the start, the checkpoint says
