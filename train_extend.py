@@ -78,7 +78,7 @@ if not 0 <= args.damage <= 1:
     p.error(f"--damage {args.damage} must be in [0, 1] (a share of the steps; 0 turns it off)")
 if args.rollouts and args.damage:
     p.error("--rollouts and --damage both replace the history of some steps: use one at a time")
-if args.damage and args.damage_videos < args.batch_size:
+if args.damage and not args.resume and args.damage_videos < args.batch_size:
     p.error(f"--damage-videos {args.damage_videos} is smaller than --batch-size "
             f"{args.batch_size}: a damage step draws its whole batch from the bank")
 if args.rollouts and args.rollout_videos < args.batch_size:
@@ -115,6 +115,9 @@ if ROLL and run.resumed is None and init["extra"].get("stage") != "extend":
 # training on damaged histories (minivid/damage.py): kept on --resume too
 DAMAGE = run.resumed["extra"].get("damage") if run.resumed else (
     dict(share=args.damage, videos=args.damage_videos) if args.damage else None)
+if DAMAGE and CLIPS < 3:
+    p.error(f"--damage needs long clips of >= 3 clips (these have {CLIPS}): make them with "
+            "python -m minivid.world (8 by default)")
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
@@ -153,9 +156,6 @@ if ROLL:
            f"steps each), ready in {time.perf_counter() - t0:.0f} s; {ROLL['share']:.0%} of the "
            "steps with >= 2 history clips continue the model's own clips")
 if DAMAGE:        # the same use as the rollout bank, with the world's damage instead
-    if CLIPS < 3:
-        p.error(f"--damage needs long clips of >= 3 clips (these have {CLIPS}): make them with "
-                "python -m minivid.world (8 by default)")
     V = min(DAMAGE["videos"], N)
     t0 = time.perf_counter()
     own, done = damage.build_bank(lat.vae, cache_scenes(lat.train["specs"]), torch.arange(V),
@@ -180,6 +180,7 @@ def preview():
 if run.step == 0 and val_batches and dist.is_main:
     run.log.append(0, val=mean_loss(stage, val_batches))  # where the curve starts: the video model
 mine = rank_rows(dist)
+bank_steps = 0   # steps whose history came from the bank (rollouts or damage), this run
 for step in run:
     run.set_lr(stage.opt)
     idx = batch_indices(N, args.batch_size, step, args.seed, dist)   # (B,) this rank's long clips
@@ -192,6 +193,7 @@ for step in run:
         torch.rand(1, generator=step_generator(args.seed, step, "cpu", 2)).item() < share
     if roll:   # long clips from the bank, in their own epochs
         idx = batch_indices(len(own), args.batch_size, step, args.seed, dist, stream=1)
+        bank_steps += 1
     drop = (torch.rand(args.batch_size, generator=g_cpu) < args.caption_dropout)[mine]
     t = flow.sample_t(args.batch_size, mean=args.t_mean, generator=g_cpu)[mine]    # (B,)
     noise = torch.randn((args.batch_size, C, lay.frames, h, w), generator=g_dev,
@@ -210,5 +212,7 @@ for step in run:
     train_step(run, stage, micro, val_batches)  # forward, backward, step, EMA, log, val loss
     if args.sample_every and run.due(args.sample_every) and val_batches and dist.is_main:
         preview()
+if own is not None:
+    print0(f"bank steps: {bank_steps} of this run's steps took their history from the bank")
 run.finish(summary(run, stage))
 dist_cleanup()

@@ -36,6 +36,15 @@ def split(video, clips: int) -> list[np.ndarray]:
     return [video[clip_start(m):clip_start(m + 1)] for m in range(clips)]
 
 
+def match_objects(first: dict, later: dict) -> tuple[list, list]:
+    """Clip 1's objects found again in clip N (detect outputs), by colour -> ([(object, its
+    match in `later` or None)], [objects of `later` whose colour clip 1 did not have])."""
+    pairs = [(o, next((f for f in later["objects"] if f["colour"] == o["colour"]), None))
+             for o in first["objects"]]
+    known = {o["colour"] for o in first["objects"]}
+    return pairs, [f for f in later["objects"] if f["colour"] not in known]
+
+
 def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
     """{part: (hits, total)}: does `later` (detect output of clip N) show what `first` (clip 1)
     showed? "background"; per clip-1 object "colour" (present in clip N), "shape", "size"
@@ -43,13 +52,12 @@ def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
     "extra": each object in clip N that clip 1 did not have counts as one miss."""
     parts = {"background": (int(later["background"] == first["background"]), 1),
              "colour": (0, 0), "shape": (0, 0), "size": (0, 0), "extra": (0, 0)}
-    for o in first["objects"]:
-        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
+    pairs, new = match_objects(first, later)
+    for o, match in pairs:
         for key, read in (("colour", "colour"), ("shape", "shape"), ("size", size)):
             h, t = parts[key]
             parts[key] = (h + int(match is not None and match[read] == o[read]), t + 1)
-    known = {o["colour"] for o in first["objects"]}
-    parts["extra"] = (0, sum(f["colour"] not in known for f in later["objects"]))
+    parts["extra"] = (0, len(new))
     return parts
 
 
@@ -61,16 +69,18 @@ def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
 
 def losses(first: dict, later: dict) -> dict:
     """{LOSSES: count, "objects": n} for clip 1's n objects (detect output `first`) in clip N
-    (`later`), size read as the median over the clip. Each object is kept, gone or recoloured;
-    a kept-colour object with a wrong shape and a wrong size counts in both."""
+    (`later`), size read as the median over the clip. Each object is kept, gone or recoloured:
+    of the objects whose colour is missing, as many as there are new colours in clip N count
+    as recoloured, the rest as gone. A kept-colour object with a wrong shape and a wrong size
+    counts in both."""
     out = dict.fromkeys(LOSSES, 0)
     out["objects"] = len(first["objects"])
-    known = {o["colour"] for o in first["objects"]}
-    new = [f for f in later["objects"] if f["colour"] not in known]
-    for o in first["objects"]:
-        match = next((f for f in later["objects"] if f["colour"] == o["colour"]), None)
+    pairs, new = match_objects(first, later)
+    missing = sum(match is None for _, match in pairs)
+    out["recoloured"] = min(missing, len(new))
+    out["gone"] = missing - out["recoloured"]
+    for o, match in pairs:
         if match is None:
-            out["recoloured" if new else "gone"] += 1
             continue
         wrong_shape = match["shape"] != o["shape"]
         wrong_size = match["size_median"] != o["size_median"]

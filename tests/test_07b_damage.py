@@ -40,6 +40,8 @@ def test_01_how_identity_is_lost():
     turned = video_identity.losses(first, {"background": "black",
                                            "objects": [red, dict(blue, colour="cyan")]})
     assert turned["recoloured"] == 1 and turned["gone"] == 0
+    both = video_identity.losses(first, {"background": "black", "objects": [dict(red, colour="orange")]})
+    assert both["recoloured"] == 1 and both["gone"] == 1     # one new colour explains one loss
     blob = video_identity.losses(first, {"background": "black", "objects": [
         dict(red, shape="triangle", size_median="small"), blue]})
     assert blob["shape"] == 1 and blob["size"] == 1 and blob["kept"] == 1
@@ -104,12 +106,13 @@ def test_04_bank(tmp_path):
     real = (real.float() - 0.5) / 2.0
     for i, d in enumerate(done):
         L = 1 + 4 * d["clip"]                # latent frames of clips 0 .. k0 - 1
-        assert torch.allclose(bank[i, :, :L], real[i, :, :L], atol=1e-6)
-        assert not torch.allclose(bank[i, :, L:], real[i, :, L:], atol=1e-3)
+        before = (bank[i, :, :L] - real[i, :, :L]).abs().max()
+        after = (bank[i, :, L:] - real[i, :, L:]).abs().max()
+        assert before < 1e-2 < after, (before, after)   # float16 latents: 1e-2 is rounding
     again, _ = damage.build_bank(vae, scenes, torch.arange(6), 4, shift=0.5, scale=2.0, seed=3)
     assert torch.equal(bank, again)
     few, _ = damage.build_bank(vae, scenes, torch.arange(6), 4, 0.5, 2.0, seed=3, batch_size=4)
-    assert torch.allclose(few, bank, atol=1e-5)  # built a few videos at a time: the same bank
+    assert torch.allclose(few, bank, atol=1e-2)  # built a few videos at a time: the same bank
     with pytest.raises(ValueError, match="no scene spec"):
         damage.build_bank(vae, scenes[:1] + [None], torch.arange(2), 4, 0.0, 1.0)
     with pytest.raises(ValueError, match=">= 3"):
@@ -126,6 +129,8 @@ def test_05_train_extend_damage(tmp_path):
             "--damage-videos", 4, "--piece-noise", 0.5, "--init-from", d / "extend" / "ckpt.pt",
             *common)
     assert "damage bank: 4 long clips" in r.stdout
+    used = int(r.stdout.split("bank steps: ")[1].split()[0])
+    assert used >= 1                                  # the bank really gave histories
     ckpt = load_checkpoint(d / "dmg" / "ckpt.pt", kind="dit")
     assert ckpt["extra"]["damage"] == {"share": 1.0, "videos": 4}
     r = run("train_extend.py", "--out", d / "dmg", "--steps", 4, "--init-from",
