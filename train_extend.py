@@ -61,7 +61,7 @@ p.add_argument("--damage", type=float, default=0.0, help="share of the steps wit
                "from some clip on: minivid/damage.py) while the clip to learn is real; 0 = off "
                "(issue 22: try 0.5)")
 p.add_argument("--damage-videos", type=int, default=1000, help="long train clips in the damage "
-               "bank, at most all of them (rendered and encoded at the start: ~1 min for 1000 "
+               "bank, at most all of them (rendered and encoded at the start: ~50 s for 1000 "
                "on 2 CPU cores)")
 add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
 args = p.parse_args()

@@ -55,7 +55,7 @@ def nearest_colours(colour: str, k: int = 2, allowed=None) -> list[str]:
     """The k object colours nearest to `colour` in RGB (the ones a drifting colour turns into),
     among `allowed` (default: all the others)."""
     rgb = np.array(OBJECT_COLOURS[colour], dtype=float)
-    others = [c for c in (allowed or OBJECT_COLOURS) if c != colour]
+    others = [c for c in (OBJECT_COLOURS if allowed is None else allowed) if c != colour]
     return sorted(others, key=lambda c: ((np.array(OBJECT_COLOURS[c]) - rgb) ** 2).sum())[:k]
 
 

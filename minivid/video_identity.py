@@ -130,13 +130,13 @@ def score_one_prompt(videos, prompts, clips):
         mine = np.zeros(2)
         for m, found in enumerate(parts):
             ident[m] += identity(parts[0], found)
-            if m:
-                mine += identity(parts[0], found, "size_median")
-                for k, n in losses(parts[0], found).items():
-                    lost[k] += n
             for k, ht in identity_parts(parts[0], found, "size_median").items():
                 by_part[k][m] += ht
                 ident_med[m] += ht
+                mine += ht if m else 0                  # this video, clips 2..N
+            if m:
+                for k, n in losses(parts[0], found).items():
+                    lost[k] += n
             adher[m] += static_adherence(found, prompt)
         per_video.append(float(mine[0] / max(mine[1], 1)))
         j, mv = boundary_stats(video, [o["colour"] for o in parts[0]["objects"]], clips)
