@@ -12,8 +12,9 @@ video stage's: the same model, loss, optimizer step and flags (minivid/t2v.py), 
 loop (minivid/run.py's `Run`). Two options against the drift of long videos (issue 22):
 --piece-noise (each packed piece at its own noise level, the anchor clean: minivid/history.py)
 --rollouts (part of the histories are the model's own continuations: minivid/rollouts.py)
-and --damage (part of the histories damaged the way long videos fail, the clip to learn real:
-minivid/damage.py).
+--damage (part of the histories damaged the way long videos fail, the clip to learn real:
+minivid/damage.py) and --object-weight (more of the loss on the latent cells the objects
+cover: minivid/object_weight.py).
 
 CPU (tiny preset, 2 cores, 5 minutes):
     python train_extend.py --vae runs/vae_t4/ckpt.pt --latents runs/latents \
@@ -28,7 +29,7 @@ import time
 
 import torch
 
-from minivid import damage, extend, flow, rollouts
+from minivid import damage, extend, flow, object_weight, rollouts
 from minivid.common import check_batch, dist_cleanup, dist_setup, print0, rank_rows, step_generator
 from minivid.data import save_grid
 from minivid.history import ANCHORS, PACK, frames_of
@@ -63,6 +64,10 @@ p.add_argument("--damage", type=float, default=0.0, help="share of the steps wit
 p.add_argument("--damage-videos", type=int, default=1000, help="long train clips in the damage "
                "bank, at most all of them (rendered and encoded at the start: ~50 s for 1000 "
                "on 2 CPU cores)")
+p.add_argument("--object-weight", type=float, default=1.0, help="the flow loss's weight on the "
+               "latent cells an object covers (the world's scene specs say where; the rest "
+               "weigh 1; a weighted mean, so the loss keeps its scale): > 1 puts more of the "
+               "signal on the objects' shapes (minivid/object_weight.py; issue 22: try 3); 1 = off")
 add_run_args(p, out="runs/extend", lr=1e-3, warmup=100, batch_size=32)
 args = p.parse_args()
 check_run_args(p, args, "grad_accum")
@@ -76,6 +81,8 @@ if args.rollout_steps < 1:
     p.error(f"--rollout-steps {args.rollout_steps}: sample each own clip in at least 1 step")
 if not 0 <= args.damage <= 1:
     p.error(f"--damage {args.damage} must be in [0, 1] (a share of the steps; 0 turns it off)")
+if args.object_weight <= 0:
+    p.error(f"--object-weight {args.object_weight} must be > 0 (1 turns it off)")
 if args.rollouts and args.damage:
     p.error("--rollouts and --damage both replace the history of some steps: use one at a time")
 if args.damage and not args.resume and args.damage_videos < args.batch_size:
@@ -118,6 +125,8 @@ DAMAGE = run.resumed["extra"].get("damage") if run.resumed else (
 if DAMAGE and CLIPS < 3:
     p.error(f"--damage needs long clips of >= 3 clips (these have {CLIPS}): make them with "
             "python -m minivid.world (8 by default)")
+# the loss's weight on the objects (minivid/object_weight.py): kept on --resume too
+OBJW = run.resumed["extra"].get("object_weight", 1.0) if run.resumed else args.object_weight
 config = stage_config(args, lat, init, context_kernels=tuple(k for k, _ in PACK if k > 1))
 print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clips each)")
 # an extension model's own clips are ordinary 16-frame clips (1 + 4 latents at a time after
@@ -125,7 +134,7 @@ print0(f"extension: {N} long clips of {tuple(X.shape[1:])} latents ({CLIPS} clip
 stage = build_stage(args, run, config, init, stage_extra(
     args, lat, "extend", latent_frames=extend.FIRST, frames=16,
     long_frames=int(lat.train["frames"]), anchor=ANCHOR, piece_noise=PIECE,
-    rollouts=ROLL, damage=DAMAGE), history=True)
+    rollouts=ROLL, damage=DAMAGE, object_weight=OBJW), history=True)
 tokens = stage.model["text"].tokenizer(captions)  # every caption, once
 B = check_batch(args.batch_size, dist)  # per-rank batch
 if B % args.grad_accum:
@@ -165,6 +174,11 @@ if DAMAGE:        # the same use as the rollout bank, with the world's damage in
            f"{time.perf_counter() - t0:.0f} s; "
            f"{DAMAGE['share']:.0%} of the steps with >= 2 history clips continue a damaged history")
 share = (ROLL or DAMAGE or {}).get("share", 0.0)
+cells = None     # (N, 1, T, h, w) bool: the latent cells each long clip's objects cover
+if OBJW != 1:
+    cells = object_weight.latent_masks(cache_scenes(lat.train["specs"]), range(N), T, h, w)
+    print0(f"object weight {OBJW:g}: objects cover {cells.float().mean():.1%} of the latent "
+           "cells of the long train clips")
 
 
 def preview():
@@ -207,7 +221,9 @@ for step in run:
             z = rollouts.with_own_history(z, own[idx[m]], lay.hc)
         x0, ctx = lay.example(z, hist_noise[m], m)                     # the clip, its history
         rows = lay.caption_rows(idx[m], m, CLIPS, N)   # the new clip's caption, maybe who-only
-        micro.append(dict(x0=x0, noise=noise[m], t=t[m].to(device), cond=ctx,
+        weight = None if cells is None else object_weight.weights(   # the clip to learn's cells
+            extend.split_example(cells[idx[m]], lay.hc)[1], OBJW).to(device)
+        micro.append(dict(x0=x0, noise=noise[m], t=t[m].to(device), cond=ctx, weight=weight,
                           **caption_batch(tokens, rows, drop[m], args.compile, device)))
     train_step(run, stage, micro, val_batches)  # forward, backward, step, EMA, log, val loss
     if args.sample_every and run.due(args.sample_every) and val_batches and dist.is_main:

@@ -43,15 +43,21 @@ def sample_t(batch: int, device=None, mean: float = 0.0, std: float = 1.0, gener
     return torch.sigmoid(mean + std * torch.randn(batch, device=device, generator=generator))
 
 
-def loss(model, x0, noise=None, t=None, **cond):
+def loss(model, x0, noise=None, t=None, weight=None, **cond):
     """Flow-matching loss: mean squared error between model(x_t, t) and noise - x0.
 
     x0: (B, ...) clean data (the DiT: latents (B, C, T, H, W)); noise and t (B,) default to
-    fresh draws (pass them for reproducible or distillation targets); cond goes to the model."""
+    fresh draws (pass them for reproducible or distillation targets); weight: None (a plain
+    mean) or weights broadcastable to x0, e.g. (B, 1, T, H, W), and the mean is weighted:
+    sum(w * err) / sum(w) (minivid/object_weight.py); cond goes to the model."""
     noise = torch.randn_like(x0) if noise is None else noise
     t = sample_t(x0.shape[0], x0.device) if t is None else t
     v = model(interpolate(x0, noise, t), t, **cond)
-    return F.mse_loss(v.float(), (noise - x0).float())
+    if weight is None:
+        return F.mse_loss(v.float(), (noise - x0).float())
+    err = (v.float() - (noise - x0).float()) ** 2
+    w = weight.float().expand_as(err)
+    return (w * err).sum() / w.sum()
 
 
 def timesteps(steps: int, shift: float = 1.0, device=None):

@@ -80,12 +80,13 @@ class FlowLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0, noise, t, ids, mask, cond=None):
+    def forward(self, x0, noise, t, ids, mask, cond=None, weight=None):
         """x0, noise: (B, C, T, h, w), t: (B,), ids/mask: (B, L), cond: clean history (a
-        minivid.history.Context, clip extension) or None -> scalar loss, on the noisy frames
-        only."""
+        minivid.history.Context, clip extension) or None, weight: None or (B, 1, T, h, w)
+        loss weights (flow.loss) -> scalar loss, on the noisy frames only."""
         text = self.model["text"](ids, mask)                           # (B, L, D)
-        return flow.loss(self.model["dit"], x0, noise, t, text=text, text_mask=mask, cond=cond)
+        return flow.loss(self.model["dit"], x0, noise, t, weight=weight, text=text,
+                         text_mask=mask, cond=cond)
 
     def flops(self, batch: int, T: int, h: int, w: int, L: int, context_tokens: int = 0,
               per_token_times: bool = False) -> int:
@@ -334,7 +335,7 @@ def caption_batch(tokens, rows, drop, compile: bool, device) -> dict:
 
 def train_step(run, stage: Stage, micro_batches: list[dict], val_batches=()) -> None:
     """One optimizer step: forward + backward of each micro-batch (FlowLoss's arguments:
-    x0, noise, t, ids, mask [, cond]), the gradient clipped and applied (a non-finite step is
+    x0, noise, t, ids, mask [, cond, weight]), the gradient clipped and applied (a non-finite step is
     skipped, on the device), the EMA moved, the step recorded (run.record); when a checkpoint
     follows (run.saving), the loss over the val batches is logged too."""
     loss = 0.0
