@@ -1,8 +1,9 @@
 """The words people use for the tiny world: the lexicon of the generator of user language.
 
-Where it sits: minivid/user_language.py writes prompts from scenes with these words (and the
-agent's planner, minivid/agent_plan.py, borrows a few phrasings); minivid/rewrite.py builds
-the rewriter's vocabulary from them. It is data only and imports nothing.
+Where it sits: minivid/user_language.py and minivid/user_sentences.py write prompts from
+scenes with these words (and the agent's planner, minivid/agent_plan.py, borrows a few
+phrasings); minivid/rewrite.py builds the rewriter's vocabulary from them. It is data only
+and imports nothing.
 
 What is here:
   - for each value of the world (a colour, background, shape, size, start cell, direction,
@@ -17,7 +18,7 @@ Held out, never in training prompts, to measure generalisation (rewrite_bench.py
               "circular", "leftwards", "speedily"), so a model that reads character n-grams
               can generalise to them; a word whose letters say nothing ("teal" for cyan)
               cannot be learned without seeing it, so none is held out. The writer uses
-              them only when asked (user_language.Writer, held_words=True).
+              them only when asked (user_sentences.Writer, held_words=True).
 """
 
 # value -> the words people use for it (training prompts). The canonical name comes first.

@@ -34,7 +34,8 @@ import pytest
 import torch
 from helpers import ENV, HANG, ROOT, make_dit_inputs, run
 
-from minivid import captions, checker, expect, rewrite, rewrite_check, user_language
+from minivid import (captions, checker, expect, rewrite, rewrite_check, user_language,
+                     user_sentences)
 from minivid.captions import dense_caption
 from minivid.checkpoint import load_checkpoint, save_checkpoint
 from minivid.gpt import GPT, GPTConfig
@@ -54,7 +55,7 @@ def vocab():
 # 1. The generator of user language: every prompt comes with a reading that parses, a target
 #    scene the world can show, and a dense caption of that scene keeps the reading (so the
 #    LM's two outputs never contradict each other). The held-out word forms never appear in
-#    training prompts, only when asked for; and the file imports no parser: it writes
+#    training prompts, only when asked for; and its files import no parser: it writes
 #    language from scenes, it never reads any.
 def test_01_user_language_generator():
     rng = np.random.default_rng(0)
@@ -80,8 +81,9 @@ def test_01_user_language_generator():
     assert not [(p, w) for p in train for w in split_words(p) if w in held]
     shown = [user_language.sample_pair(rng, held_words=True)[0] for _ in range(100)]
     assert sum(any(w in held for w in split_words(p)) for p in shown) > 50
-    source = open(user_language.__file__).read()
-    assert "prompt_parse" not in source and "parse_caption" not in source
+    for module in (user_language, user_sentences):     # the generator is two files
+        source = open(module.__file__).read()
+        assert "prompt_parse" not in source and "parse_caption" not in source, module
 
 
 # 2. The reading is an exact little grammar: objects (size, colour, "not" a colour, shape,
