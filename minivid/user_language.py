@@ -45,12 +45,13 @@ import numpy as np
 
 from minivid.scene import Obj, Scene, sample_scene
 from minivid.user_lexicon import (ARTICLES, BACKGROUND, COLOUR, DIRECTION, FILLER_AFTER,
-                                  FILLER_BEFORE, FOREIGN, HELD_WORDS, OTHER_MOTION,
-                                  OUT_COLOURS, OUT_OF_WORLD, POSITION, SHAPE, SIZE, SPEED,
-                                  VERBS)
+                                  FILLER_BEFORE, FILLER_CLAUSE, FOREIGN, HELD_WORDS,
+                                  OTHER_MOTION, OUT_COLOURS, OUT_OF_WORLD, POSITION, SHAPE, SIZE,
+                                  SPEED, VERBS)
 from minivid.user_sentences import (HELD_STRUCTURES, JOINS, REL_WORDS, STRUCTURES, Writer,
-                                    count_phrase, plural, relation_phrase, s_terse,
-                                    sequence_phrase, typo, with_background)
+                                    an_before_vowels, count_phrase, opens_with_a_clause, plural,
+                                    relation_phrase, s_terse, sequence_phrase, typo,
+                                    with_background)
 from minivid.vocab import MOVING, OBJECT_COLOURS, POSITIONS
 
 
@@ -243,17 +244,20 @@ def user_prompt(scene: Scene, rng, held_words=False, held_structures=False,
             clauses[0] = f"{w.pick(ARTICLES)}{thing}"
             read[0].pop("colour", None)
         else:
-            clauses.append(f"{w.pick(['a ', 'and a ', 'with a '])}{thing}")
+            clauses.append(f"{w.pick(['a ', 'a ', 'with a '])}{thing}")
     elif special == "foreign":
         clauses = [" ".join(w.pick(FOREIGN) for _ in range(int(rng.integers(2, 7))))]
         read, bg_stated = [], False
 
+    # the filler ("a video of ...") goes on the objects, then the background before or after
+    # them: "on navy, make a video of a red ball", never "a video of on navy, a red ball"
     text = w.pick(JOINS).join(clauses)
+    text = w.pick(FILLER_CLAUSE if opens_with_a_clause(text) else FILLER_BEFORE) + text
     if bg_stated:
         text = with_background(w, text, scene.background)
     elif special == "bad_background":
         text = with_background(w, text, None, notes[-1].split(" is ")[0])
-    text = w.pick(FILLER_BEFORE) + text + w.pick(FILLER_AFTER)
+    text = an_before_vowels(w, text + w.pick(FILLER_AFTER))
     if p_typo:
         text = " ".join(typo(t, rng) if rng.random() < p_typo else t for t in text.split(" "))
     if w.p(0.25):

@@ -114,6 +114,9 @@ FOREIGN = ["un", "cercle", "rouge", "qui", "bouge", "ein", "roter", "kreis", "de
 FILLER_BEFORE = ["", "", "", "", "a video of ", "make a video of ", "i want ", "show me ",
                  "can you make ", "generate ", "please make ", "a clip of ", "animation of ",
                  "create a video with ", "i'd like "]
+# The filler before a request that opens with a clause ("there is a ...", "moving left, a ...")
+FILLER_CLAUSE = ["", "", "a video where ", "make a video where ", "show me a clip where ",
+                 "i want a video where "]
 FILLER_AFTER = ["", "", "", "", " please", ", thanks", " in 4k", ", cinematic", " pls",
                 ", looks cool", " for my project"]
 ARTICLES = ["a ", "a ", "one ", "the ", ""]

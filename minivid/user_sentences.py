@@ -22,6 +22,8 @@ Held out, never in training prompts, to measure generalisation (rewrite_bench.py
 
     python -m minivid.user_language          # prints a few prompts written with these
 """
+import re
+
 from minivid.user_lexicon import (ARTICLES, BACKGROUND, COLOUR, DIRECTION, HELD_WORDS,
                                   OTHER_MOTION, POSITION, SHAPE, SIZE, SPEED, VERBS)
 
@@ -203,6 +205,19 @@ HELD_STRUCTURES = [s_predicate, s_fields]
 JOINS = [" and ", ", and ", ". ", "; ", ", plus ", " and also ", ". also "]
 
 
+def opens_with_a_clause(text):
+    """Does `text` open with a clause ('there is ...', 'moving left, a ...', 'in the top left
+    ...') rather than with a thing ('a red ball ...')? Then 'a video of' cannot go before it."""
+    first = text.split(" ", 1)[0].lower()
+    return first in ("there", "first", "in", "at", "on", "from", "near", "is") or \
+        first.rstrip(",").endswith("ing") or first.endswith(",")
+
+
+def an_before_vowels(w, text):
+    """'a orange ball' -> 'an orange ball' in most prompts; some people never bother."""
+    return re.sub(r"\b([Aa]) (?=[aeioAEIO])", r"\1n ", text) if w.p(0.8) else text
+
+
 # ----------------------------------------------------------------------------- special phrases
 # The phrases of the special requests (minivid/user_language.py decides when): a count, a
 # relation between the two objects, a sequence of motions, and the background.
@@ -233,20 +248,23 @@ def count_phrase(w, objs, stated):
     """'two circles, one red one and the other blue one' (two objects of one shape)."""
     shape = plural(w.shape(objs[0].shape))
     head = f"{w.pick(['two', '2', 'a pair of'])} {shape}"
-    ones = []
+    articles, rests = [], []          # "a" + " red one moving left": the article apart
     for o, st in zip(objs, stated):
         desc = " ".join(x for x in ([w.size(o.size)] if "size" in st else []) +
                         ([w.colour(o.colour)] if "colour" in st else []))
-        one = f"{w.pick(['one', 'a'])} {desc} one".replace("  ", " ") if desc else "one"
+        article, rest = (w.pick(["one", "a"]), f" {desc} one") if desc else ("one", "")
         if "motion" in st:
-            one += f" {_moving(w, o, st)}"
+            rest += f" {_moving(w, o, st)}"
         if "position" in st:
-            one += f" {w.where(o.position)}"
-        ones.append(one)
-    if all(x == "one" for x in ones):
+            rest += f" {w.where(o.position)}"
+        articles.append(article)
+        rests.append(rest)
+    if not any(rests):
         return head
-    return f"{head}, {ones[0]} and {ones[1].replace('one', 'the other', 1)}" \
-        if w.p(0.5) else f"{head}: {ones[0]}, {ones[1]}"
+    first, second = articles[0] + rests[0], articles[1] + rests[1]
+    # the second one is "the other": "one red one and the other blue one", never "a the other"
+    return f"{head}, {first} and the other{rests[1]}" if w.p(0.5) \
+        else f"{head}: {first}, {second}"
 
 
 def sequence_phrase(w, o, st, then):

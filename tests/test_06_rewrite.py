@@ -25,6 +25,7 @@ LLM adapter (12) and the bench command (13).
 """
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -81,6 +82,13 @@ def test_01_user_language_generator():
     assert not [(p, w) for p in train for w in split_words(p) if w in held]
     shown = [user_language.sample_pair(rng, held_words=True)[0] for _ in range(100)]
     assert sum(any(w in held for w in split_words(p)) for p in shown) > 50
+    # people are sloppy; the generator's own slips are not allowed: "a blue the other" (two of
+    # a shape), "and and a car", "a video of there is ..." (a filler before a clause)
+    made = [user_language.sample_pair(rng, p_typo=0.0)[0].lower() for _ in range(3000)]
+    made = [p for p in made if not set(p.split()) & set(user_language.FOREIGN)]
+    for slip in (r"\b\w+(?<!\band) the other\b", r"\b([a-z]+) \1\b",
+                 r"\b(of|with) (there|on|in|at|from|near|first)\b"):
+        assert not [p for p in made if re.search(slip, p)], slip
     for module in (user_language, user_sentences):     # the generator is two files
         source = open(module.__file__).read()
         assert "prompt_parse" not in source and "parse_caption" not in source, module
