@@ -207,7 +207,8 @@ JOINS = [" and ", ", and ", ". ", "; ", ", plus ", " and also ", ". also "]
 
 def opens_with_a_clause(text):
     """Does `text` open with a clause ('there is ...', 'moving left, a ...', 'in the top left
-    ...') rather than with a thing ('a red ball ...')? Then 'a video of' cannot go before it."""
+    ...') rather than with a thing ('a red ball ...')? Then 'a video of' cannot go before it.
+    Not a parser: it looks only at the first word of a text this file has just written."""
     first = text.split(" ", 1)[0].lower()
     return first in ("there", "first", "in", "at", "on", "from", "near", "is") or \
         first.rstrip(",").endswith("ing") or first.endswith(",")
