@@ -18,6 +18,13 @@ object's colour, shape, size and track in a clip; from those:
         colour costs the colour, shape AND size parts of identity at once, so a few objects
         that fade weigh three times; and per video, so one bad video is not read as a drift
         of all of them.
+    BY HOW CLIP 1 DREW IT (`as_asked`): the reference is the model's own clip 1, flaws and
+        all. Each clip-1 object is "drawn as asked" when the prompt names an object of its
+        colour with its shape and size; the others (a wrong shape or size, a stray blob the
+        prompt never named) are "drawn otherwise". Identity is then also counted per object
+        (its colour, shape and size in clip N) for each group apart: keeping what clip 1 drew
+        right is the memory the video needs; keeping a flaw is consistency with a mistake,
+        and a later clip that mends it (towards the prompt it also reads) counts as a loss.
 Every rate is hits / total, summed over videos, per clip index.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -m "slow or not slow"`
 """
@@ -59,6 +66,26 @@ def identity_parts(first: dict, later: dict, size: str = "size") -> dict:
             parts[key] = (h + int(match is not None and match[read] == o[read]), t + 1)
     parts["extra"] = (0, len(new))
     return parts
+
+
+def as_asked(obj: dict, prompt: str) -> bool:
+    """Did clip 1 draw this object (a detect output's) the way the prompt asks: does the prompt
+    name an object of its colour, with its shape and its size (read as the median over the
+    clip)?"""
+    named = next((o for o in checker.stated(prompt)["objects"] if o["colour"] == obj["colour"]),
+                 None)
+    return named is not None and (named["shape"], named["size"]) == (obj["shape"],
+                                                                     obj["size_median"])
+
+
+def object_kept(obj: dict, later: dict) -> tuple[int, int]:
+    """(hits, 3) for one clip-1 object in clip N (detect output `later`): is an object of its
+    colour there, with its shape, with its size (median over the clip)? The per-object part of
+    identity_parts."""
+    match = next((f for f in later["objects"] if f["colour"] == obj["colour"]), None)
+    if match is None:
+        return 0, 3
+    return 1 + int(match["shape"] == obj["shape"]) + int(match["size_median"] == obj["size_median"]), 3
 
 
 def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
@@ -125,8 +152,15 @@ def score_one_prompt(videos, prompts, clips):
     adher = np.zeros((clips, 2))
     jumps, moves = [], []
     lost, per_video = dict.fromkeys(LOSSES + ("objects",), 0), []
+    by_start = {True: np.zeros((clips, 2)), False: np.zeros((clips, 2))}   # as_asked or not
+    n_asked = np.zeros(2)                       # clip-1 objects drawn as asked, all of them
     for video, prompt in zip(videos, prompts):
         parts = [checker.detect(c) for c in split(video, clips)]
+        for o in parts[0]["objects"]:
+            right = as_asked(o, prompt)
+            n_asked += (right, 1)
+            for m, found in enumerate(parts):
+                by_start[right][m] += object_kept(o, found)
         mine = np.zeros(2)
         for m, found in enumerate(parts):
             ident[m] += identity(parts[0], found)
@@ -150,6 +184,11 @@ def score_one_prompt(videos, prompts, clips):
             # clips 2..N: what became of clip 1's objects (shares), each video's identity
             "lost": {k: lost[k] / max(lost["objects"], 1) for k in LOSSES},
             "video_identity": per_video,
+            # per clip-1 object (colour, shape, size), apart by how clip 1 drew it (as_asked)
+            "drawn_as_asked": float(n_asked[0] / max(n_asked[1], 1)),
+            "clip1_objects": int(n_asked[1]),
+            "identity_by_start": {"as_asked": rate(by_start[True]),
+                                  "otherwise": rate(by_start[False])},
             "boundary_jump_px": float(np.mean(jumps)) if jumps else float("nan"),
             "within_clip_motion_px": float(np.mean(moves)) if moves else float("nan")}
 

@@ -394,12 +394,16 @@ def test_11_evaluate_extend(setup, tmp_path):
     lost = fig["strategies"]["pack"]["lost"]                 # how clip 1's objects are lost
     assert set(lost) == set(video_identity.LOSSES) and all(0 <= v <= 1 for v in lost.values())
     assert len(fig["strategies"]["pack"]["video_identity"]) == 2      # one per video
+    pack = fig["strategies"]["pack"]      # by how clip 1 drew each object: a share, two rates
+    assert 0 <= pack["drawn_as_asked"] <= 1 and pack["clip1_objects"] >= 0
+    assert all(0 <= r <= 1 for k in ("as_asked", "otherwise") for r in pack["identity_by_start"][k])
     assert [r["history_clips"] for r in fig["exposure"]] == [1, 2]
     assert [r["history_noise"] for r in fig["history_noise"]] == [0, 0.2]   # a sampling sweep
     assert fig["history_guidance"] == 1 and fig["guidance_noise"] == 0.5
     assert fig["sampler"] == "heun" and fig["shift"] == 0.5    # the ODE dials, recorded
     assert set(fig["ceiling"]) == {"real", "real_through_vae"}   # the truth, scored the same way
     assert all(0 <= r["lowest_clip"] <= r["identity"] <= 1 for r in fig["ceiling"].values())
+    assert fig["ceiling"]["real"]["drawn_as_asked"] == 1.0     # the world draws what it says
     assert all(0 <= r[k] <= 1 for r in fig["exposure"]
                for k in ("real_history", "own_history", "real_clip"))
 

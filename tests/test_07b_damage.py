@@ -47,6 +47,36 @@ def test_01_how_identity_is_lost():
     assert blob["shape"] == 1 and blob["size"] == 1 and blob["kept"] == 1
 
 
+# 1b. Clip 1 is the reference, flaws and all: each of its objects is "drawn as asked" (the
+#     prompt names its colour with its shape and size) or otherwise, and identity is counted
+#     per object in each group, so a later clip that mends a flawed start shows apart from one
+#     that loses a right one.
+def test_01b_identity_by_how_clip_1_drew_it():
+    prompt = "A big red circle stays still in the middle. All on a plain black background."
+    right = {"colour": "red", "shape": "circle", "size": "large", "size_median": "large"}
+    wrong = dict(right, shape="square")                          # drawn as another shape
+    stray = {"colour": "cyan", "shape": "circle", "size": "small", "size_median": "small"}
+    assert video_identity.as_asked(right, prompt)
+    assert not video_identity.as_asked(wrong, prompt)
+    assert not video_identity.as_asked(dict(right, size_median="small"), prompt)
+    assert not video_identity.as_asked(stray, prompt)            # the prompt never named it
+    later = {"background": "black", "objects": [right]}
+    assert video_identity.object_kept(right, later) == (3, 3)
+    assert video_identity.object_kept(wrong, later) == (2, 3)    # mended: counts as a loss
+    assert video_identity.object_kept(stray, later) == (0, 3)    # gone: all three parts
+    # the same through score_one_prompt: two 2-clip videos, one drawn right, one wrong, each
+    # with a later clip that shows the right circle
+    scene = Scene("black", [Obj("circle", "red", "large", "centre", "still", "slow")], 1 + 2 * CLIP)
+    good = render(scene)
+    bad = good.copy()
+    bad[:clip_start(1)] = render(Scene("black", [Obj("square", "red", "large", "centre", "still",
+                                                     "slow")], 1 + 2 * CLIP))[:clip_start(1)]
+    sc = video_identity.score_one_prompt(np.stack([good, bad]), [prompt, prompt], 2)
+    assert sc["clip1_objects"] == 2 and sc["drawn_as_asked"] == 0.5
+    assert sc["identity_by_start"]["as_asked"][1] == 1.0        # the right circle kept
+    assert sc["identity_by_start"]["otherwise"][1] == 2 / 3     # the square mended to a circle
+
+
 # 2. Each kind of damage changes one thing of one object, and nothing else; a drifting colour
 #    turns into one of its two nearest neighbours (green: cyan or yellow).
 def test_02_damaged_scene():
