@@ -23,12 +23,15 @@ are left out, since their size changes on purpose):
 Set 1 also gives the metric's CEILING (the real videos of the same scenes, as rendered and
 through the model's VAE, scored the same way), identity BY PART (background, colour, shape,
 size read as the median over each clip, extra objects: where identity is lost), HOW clip 1's
-objects are lost (gone, recoloured, another shape or size) and identity per video (a few
-videos that fail outright read differently from a drift of all), and for pack:
+objects are lost (gone, recoloured, another shape or size), identity per video (a few
+videos that fail outright read differently from a drift of all), identity BY HOW CLIP 1 DREW
+each object (as the prompt asks, or otherwise: video_identity.as_asked), and for pack:
   EXPOSURE BIAS (--exposure K ...): clip K + 1 made from the REAL first K clips (rendered by
      the world, encoded by the VAE) against the same clip of the model's own video;
   a HISTORY NOISE sweep (--history-noise TAU ...): the noise the history gets in sampling,
      changed without retraining: identity and boundary jump per value.
+--strategies ... history-only adds a diagnostic: pack with no text after clip 1 (CFG 0, the
+null caption alone), the mirror of prompt-only: what the model keeps from its history alone.
 --history-guidance W scores every continued video with guidance over the history (sampling.
 sample_long; --guide-on anchor: towards what frame 0 shows); --skip-videos K scores scenes the
 setting was not tuned on.
@@ -90,6 +93,9 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
     if strategy == "prompt-only":
         grid = {k: v for k, v in (guide or {}).items() if k in ("sampler", "shift")}
         videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip, **grid)
+    elif strategy == "history-only":   # pack, every later clip with the null caption alone
+        videos = pipe.extend(prompts, clips, "pack", steps, cfg, seed, window, on_clip=on_clip,
+                             later_cfg=0.0, **(guide or {}))
     else:
         videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip,
                              **(guide or {}))
@@ -279,6 +285,9 @@ def plot(report, path):
 
 # ----------------------------------------------------------------------------- the command
 STRATEGIES = ["full", "window", "pack", "prompt-only"]
+# opt-in, a diagnostic: pack with no text after clip 1 (CFG 0: the null caption alone), the
+# mirror of prompt-only: how much of who is in the video the model reads from its history
+DIAGNOSTICS = ["history-only"]
 
 
 def add_args(sub) -> None:
@@ -299,8 +308,9 @@ def add_args(sub) -> None:
     p.add_argument("--clips", type=int, default=16, help="clips per one-prompt video")
     p.add_argument("--window", type=int, default=4, help="latent frames the window strategy "
                    "keeps")
-    p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES,
-                   help="what to compare")
+    p.add_argument("--strategies", nargs="+", default=STRATEGIES,
+                   choices=STRATEGIES + DIAGNOSTICS, help="what to compare (history-only: pack "
+                   "with no text after clip 1, so whatever it keeps it read from the history)")
     p.add_argument("--history-noise", nargs="*", type=float, default=[], metavar="TAU",
                    help="sweep the flow time the history is noised to in sampling (pack; the "
                    "default is history.SAMPLE_NOISE): identity and boundary jump per value")

@@ -116,7 +116,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                 history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
                 piece_noise: bool = False, history_guidance: float = 0.0,
                 guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-                shift: float = 1.0):
+                shift: float = 1.0, later_cfg: float | None = None):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -145,7 +145,10 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     "anchor": only the anchor frame noised to guidance_noise, the rest as sampled, so w > 0
     pulls each clip towards how the first frame looked (pack with an anchor only). Held out
     (64 videos, two seeds, with 32 steps): +0.013 identity for 3.3x the time a clip.
-    sampler, shift: the ODE step ("euler", "heun") and the time grid's shift (sample_latents)."""
+    sampler, shift: the ODE step ("euler", "heun") and the time grid's shift (sample_latents).
+    later_cfg: the CFG of every clip after the first (None: cfg). 0 keeps only the null-caption
+    prediction: the continuation sees the history and no text, so what it keeps of who is in
+    the video it read from the history alone (evaluate extend's history-only strategy)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     check_history_noise(history_noise)
@@ -172,7 +175,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                               window, anchor, piece_noise) if m and history_guidance else None
         T = FIRST if m == 0 else NEW
         t0 = time.perf_counter()
-        new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, cfg,
+        scale = cfg if m == 0 or later_cfg is None else later_cfg
+        new = sample_latents(model, [t[m] for t in texts], (C, T, *latent_hw), steps, scale,
                              seed + 1000 * m, sampler, batch_size=batch_size, cond_frames=ctx,
                         weak_frames=weak, history_guidance=history_guidance, shift=shift)
         seconds = time.perf_counter() - t0
@@ -241,13 +245,14 @@ class Pipeline:
                on_clip=None, progress=None, sampler: str = "euler", history=None,
                history_noise: float = SAMPLE_NOISE, history_guidance: float = 0.0,
                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-               shift: float = 1.0):
+               shift: float = 1.0, later_cfg: float | None = None):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
         history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
         model's VAE); the result then holds them (as decoded) and the `clips` new ones.
-        history_noise, history_guidance, guidance_noise, guide_on, shift: see sample_long."""
+        history_noise, history_guidance, guidance_noise, guide_on, shift, later_cfg: see
+        sample_long."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -259,6 +264,9 @@ class Pipeline:
                                  "(it samples in one call a step); use it with guidance 0, or "
                                  "guide the teacher")
             cfg, sampler = 1.0, distillation.student_step
+            if later_cfg is not None:
+                raise ValueError("a distilled student has guidance folded in (no null-caption "
+                                 "branch to keep): pass later_cfg=None, or use the teacher")
         done = 0
         if history is not None:
             h, w = self.ckpt["extra"]["latent_hw"]
@@ -275,7 +283,7 @@ class Pipeline:
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
                         history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
                         self.ckpt["extra"].get("piece_noise", 0.0) > 0, history_guidance,
-                        guidance_noise, guide_on, shift)
+                        guidance_noise, guide_on, shift, later_cfg)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0, shift: float = 1.0) -> None:

@@ -377,11 +377,14 @@ def test_11_evaluate_extend(setup, tmp_path):
     r = run("minivid/evaluate.py", "extend", "--ckpt", d / "extend" / "ckpt.pt", "--data", data,
             "--videos", 2, "--clips", 3, "--steps", 1, "--student", d / "student" / "ckpt.pt",
             "--history-noise", 0, 0.2, "--history-guidance", 1, "--sampler", "heun",
-            "--time-shift", 0.5, "--plot", tmp_path / "extend.png")
+            "--time-shift", 0.5, "--plot", tmp_path / "extend.png", "--strategies", "full",
+            "window", "pack", "prompt-only", "history-only")
     fig = json.loads(r.stdout.strip().splitlines()[-1])
     assert fig["eval"] == "extend" and set(fig["strategies"]) == {"full", "window", "pack",
-                                                                   "prompt-only"}
+                                                                   "prompt-only", "history-only"}
     full, pack = fig["strategies"]["full"]["per_clip"], fig["strategies"]["pack"]["per_clip"]
+    only = fig["strategies"]["history-only"]["per_clip"]      # pack's context, no text later
+    assert [r["tokens"] for r in only] == [r["tokens"] for r in pack]
     assert [r["tokens"] for r in full] == [0, 16 * 5, 16 * 9]
     assert [r["tokens"] for r in pack] == [0, 16 + 21, 16 + 22]   # the full-size anchor: S more
     assert len(fig["four_prompts"]["pack"]["adherence"]) == 4
@@ -446,8 +449,15 @@ def test_12_continue_a_given_history(setup):
     for dial in (dict(shift=0.5), dict(sampler="heun")):
         other = pipe.extend([p], 1, "pack", steps=2, history=real, **dial)
         assert np.array_equal(other[:, :17], plain[:, :17]) and not np.array_equal(other, plain)
+    # the CFG of the later clips alone: 0 = the null caption only (evaluate's history-only)
+    assert np.array_equal(pipe.extend([p], 1, "pack", steps=2, history=real, later_cfg=2.0),
+                          plain)                             # = cfg: nothing changes
+    mute = pipe.extend([p], 1, "pack", steps=2, history=real, later_cfg=0.0)
+    assert np.array_equal(mute[:, :17], plain[:, :17]) and not np.array_equal(mute, plain)
     with pytest.raises(ValueError, match="distilled on"):      # a student's grid is fixed
         Pipeline(setup / "student" / "ckpt.pt").extend([p], 1, "pack", steps=1, shift=0.5)
+    with pytest.raises(ValueError, match="guidance folded in"):   # no null caption to keep
+        Pipeline(setup / "student" / "ckpt.pt").extend([p], 1, "pack", steps=1, later_cfg=0.0)
     first = {"background": "black", "objects": [{"colour": "red", "shape": "circle",
                                                  "size": "large", "size_median": "large"}]}
     later = {"background": "black", "objects": [dict(first["objects"][0], size_median="small")]}
