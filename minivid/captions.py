@@ -201,16 +201,22 @@ def strip_motion(text):
     """The same words without how things move (motions and speeds): a prompt that states who
     is in the video and leaves the motion to the history, so a continuation clip is never
     told "moves right" after the object bounced off the right edge. Removes the world's
-    motion and speed phrases and the "that" / ", which" before them."""
+    motion and speed phrases, as verbs ("moves to the left") and as participles ("..., moving
+    to the left"), the "that" / ", which" before them, and a sentence left with its pronoun
+    alone ("It moves down." -> "It." -> gone)."""
     speed = _SPEED.pattern[3:-3]
+    phrases = {q for ps in MOTION_WORDS.values() for p in ps for q in (p, _participle(p))}
     # a motion phrase, or one with the speed inside it as people write ("moves quickly to
-    # the right"), with an optional speed before or after
+    # the right"), with an optional speed before or after; longest first
     inside = [re.escape(p.split(" ", 1)[0]) + r"\s+(?:" + speed + r")\s+" + re.escape(p.split(" ", 1)[1])
-              for ps in MOTION_WORDS.values() for p in ps if " " in p]
-    move = (r"(?:(?:" + speed + r")\s+)?(?:" + "|".join(inside) + "|" + _MOVE.pattern[3:-3]
-            + r")(?:\s+(?:" + speed + r"))?")
+              for p in phrases if " " in p]
+    plain = [re.escape(p) for p in sorted(phrases, key=len, reverse=True)]
+    move = (r"(?:(?:" + speed + r")\s+)?(?:" + "|".join(inside + plain) + r")(?:\s+(?:" +
+            speed + r"))?")
     out = re.sub(r"(?:\s*,\s*which|\s+that)\s+" + move + r"\b", "", text, flags=re.IGNORECASE)
     out = re.sub(r"\s*\b" + move + r"\b", "", out, flags=re.IGNORECASE)
+    out = re.sub(r"\s*,\s*(?=[.;]|$)", "", out)                  # "a red disc, ." -> "a red disc."
+    out = re.sub(r"(^|[.;!?]\s*)It\s*[.;]", r"\1", out)           # "It." with nothing left
     return " ".join(out.replace(" ,", ",").replace(" .", ".").replace(" ;", ";").split())
 
 
