@@ -95,7 +95,7 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
         videos = prompt_only(pipe, prompts, clips, steps, cfg, seed, on_clip=on_clip, **grid)
     elif strategy == "history-only":   # pack, every later clip with the null caption alone
         videos = pipe.extend(prompts, clips, "pack", steps, cfg, seed, window, on_clip=on_clip,
-                             later_cfg=0.0, **(guide or {}))
+                             **{**(guide or {}), "later_cfg": 0.0})
     else:
         videos = pipe.extend(prompts, clips, strategy, steps, cfg, seed, window, on_clip=on_clip,
                              **(guide or {}))
@@ -167,12 +167,13 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
                   exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
                   guidance_noise=GUIDE_NOISE, skip=0, guide_on="history", sampler="euler",
-                  shift=1.0):
+                  shift=1.0, who_only=False, later_cfg=None):
     """Every score of the module docstring -> one dict (the JSON line). history_guidance,
-    guidance_noise, guide_on, sampler, shift: sampling.sample_long's, for every video the
-    teacher makes (the student keeps its own)."""
+    guidance_noise, guide_on, sampler, shift, who_only, later_cfg: sampling.sample_long's, for
+    every video the teacher makes (the student keeps its own)."""
     guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise,
-                 guide_on=guide_on, sampler=sampler, shift=shift)
+                 guide_on=guide_on, sampler=sampler, shift=shift, who_only=who_only,
+                 later_cfg=later_cfg)
     pipe = Pipeline(ckpt, device=device)
     if pipe.distilled:
         raise ValueError(f"--ckpt {ckpt} is a distilled student; pass the extension teacher "
@@ -330,6 +331,11 @@ def add_args(sub) -> None:
     p.add_argument("--time-shift", type=float, default=1.0, metavar="S", help="the time grid's "
                    "shift (flow.timesteps): < 1 puts more of the steps at low noise, where "
                    "fine detail is finished; > 1 at high noise")
+    p.add_argument("--later-cfg", type=float, default=None, metavar="C", help="the CFG of every "
+                   "clip after the first (default: --cfg); the history-only strategy uses 0")
+    p.add_argument("--who-only", action="store_true", help="one-prompt videos: later clips get "
+                   "only who is in the video, not how it moves (history.clip_prompts; the "
+                   "default keeps the motion, and keeps more of who is in the video)")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -353,6 +359,9 @@ def check(args) -> None:
         args.error(f"--history-guidance / --guidance-noise: {e}")
     if not args.time_shift > 0:
         args.error(f"--time-shift {args.time_shift}: must be > 0 (1 = an even time grid)")
+    if args.later_cfg is not None and args.later_cfg < 0:
+        args.error(f"--later-cfg {args.later_cfg}: a guidance scale >= 0 (0: no text after clip "
+                   "1, 1: no guidance, > 1: guided; default: --cfg)")
     if args.guide_on != "history" and not args.history_guidance:
         args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
                    "give it a weight too (e.g. --history-guidance 2)")
@@ -396,7 +405,8 @@ def run(args) -> dict:
                             history_guidance=args.history_guidance,
                             guidance_noise=args.guidance_noise, skip=args.skip_videos,
                             guide_on=args.guide_on, sampler=args.sampler,
-                            shift=args.time_shift)
+                            shift=args.time_shift, who_only=args.who_only,
+                            later_cfg=args.later_cfg)
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}

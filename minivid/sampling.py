@@ -116,7 +116,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                 history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
                 piece_noise: bool = False, history_guidance: float = 0.0,
                 guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-                shift: float = 1.0, later_cfg: float | None = None):
+                shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -148,7 +148,9 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     sampler, shift: the ODE step ("euler", "heun") and the time grid's shift (sample_latents).
     later_cfg: the CFG of every clip after the first (None: cfg). 0 keeps only the null-caption
     prediction: the continuation sees the history and no text, so what it keeps of who is in
-    the video it read from the history alone (evaluate extend's history-only strategy)."""
+    the video it read from the history alone (evaluate extend's history-only strategy).
+    who_only: one-prompt videos' later clips get only who is in the video, no motions
+    (history.clip_prompts; off by default: it keeps less of who is in the video)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     check_history_noise(history_noise)
@@ -165,7 +167,7 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                              f"1 + 4 k, {latent_hw[0]}, {latent_hw[1]}), the latents of k whole "
                              "clips (1 + 16 k frames) made by this model's VAE")
         done = 1 + (L - FIRST) // NEW
-    texts = clip_prompts(prompts, done + clips)
+    texts = clip_prompts(prompts, done + clips, who_only)
     for m in range(done, done + clips):
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
         hist_noise = torch.randn(z.shape, generator=g)
@@ -245,14 +247,14 @@ class Pipeline:
                on_clip=None, progress=None, sampler: str = "euler", history=None,
                history_noise: float = SAMPLE_NOISE, history_guidance: float = 0.0,
                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-               shift: float = 1.0, later_cfg: float | None = None):
+               shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
         history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
         model's VAE); the result then holds them (as decoded) and the `clips` new ones.
-        history_noise, history_guidance, guidance_noise, guide_on, shift, later_cfg: see
-        sample_long."""
+        history_noise, history_guidance, guidance_noise, guide_on, shift, later_cfg, who_only:
+        see sample_long."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -283,7 +285,7 @@ class Pipeline:
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
                         history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
                         self.ckpt["extra"].get("piece_noise", 0.0) > 0, history_guidance,
-                        guidance_noise, guide_on, shift, later_cfg)
+                        guidance_noise, guide_on, shift, later_cfg, who_only)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0, shift: float = 1.0) -> None:

@@ -85,7 +85,8 @@ def object_kept(obj: dict, later: dict) -> tuple[int, int]:
     match = next((f for f in later["objects"] if f["colour"] == obj["colour"]), None)
     if match is None:
         return 0, 3
-    return 1 + int(match["shape"] == obj["shape"]) + int(match["size_median"] == obj["size_median"]), 3
+    same = int(match["shape"] == obj["shape"]) + int(match["size_median"] == obj["size_median"])
+    return 1 + same, 3
 
 
 def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:

@@ -86,20 +86,24 @@ def test_03_strip_positions():
         {"colour": "red", "shape": "circle", "size": "large"},
         {"colour": "blue", "shape": "square", "size": "small"}]}
     # the world's other phrasings go too: participles, and a sentence left with its pronoun
-    assert captions.strip_motion("A little yellow square, expanding. A big red disc. It "
-                                 "slowly moves downward.") == "A little yellow square. A big red disc."
+    assert captions.strip_motion("A little yellow square, expanding. A big red disc. It slowly "
+                                 "moves downward.") == "A little yellow square. A big red disc."
     for seed in range(40):   # no world caption keeps a motion or a speed, nor loses an object
         scene = long_clips.sample_long_scene(np.random.default_rng(seed), "train", 4)
-        for c in [captions.dense_caption(long_clips.clip_scene(scene, m), np.random.default_rng(seed), m == 0)
+        rng = np.random.default_rng(seed)
+        for c in [captions.dense_caption(long_clips.clip_scene(scene, m), rng, m == 0)
                   for m in range(4)]:
             who = captions.parse_caption(captions.strip_motion(captions.strip_positions(c)))
             assert not any("motion" in o or "speed" in o for o in who["objects"]), c
             assert len(who["objects"]) == len(captions.parse_caption(c)["objects"]), c
             assert "It." not in captions.strip_motion(c), c
-    # one prompt for a video: later clips get who is in it; one prompt per clip: each keeps
-    # its motion (it steers its clip), only the start positions go
+    # one prompt for a video: later clips lose its start positions and keep its motion (the
+    # form most continuation training steps see), or with who_only its motion too; one prompt
+    # per clip: each keeps its motion (it steers its clip), only the start positions go
     one = history.clip_prompts([text], 3)[0]
-    assert one[0] == text and one[1] == one[2] == captions.strip_motion(stripped)
+    assert one[0] == text and one[1] == one[2] == stripped
+    who = history.clip_prompts([text], 3, who_only=True)[0]
+    assert who[0] == text and who[1] == who[2] == captions.strip_motion(stripped)
     per_clip = history.clip_prompts([[text, text, text]], 3)[0]
     assert per_clip[1] == stripped
     with pytest.raises(ValueError, match="one per clip"):
