@@ -79,8 +79,9 @@ def clip_prompts(prompts, clips: int, who_only: bool = False) -> list[list[str]]
       per-clip captions; extend.P_WHO_ONLY of them have their motions stripped too).
       who_only=True strips the motions as well (captions.strip_motion), so "moves right"
       never fights an object that has bounced off the right edge; measured on 64 held-out
-      videos x 16 clips, two seeds, it keeps LESS of who is in the video (identity 0.792 /
-      0.785 against 0.809 / 0.811 with the motion kept: docs/results.md 7), so it is opt-in;
+      videos x 16 clips, three seeds, it keeps LESS of who is in the video (identity 0.792 /
+      0.785 / 0.748 against 0.809 / 0.811 / 0.785 with the motion kept: docs/results.md 7),
+      so it is opt-in;
     - a list of `clips` prompts, one per clip: each steers its clip ("turns and moves up");
       later clips lose only their start positions (the history says where things are)."""
     out = []
