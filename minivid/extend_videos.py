@@ -39,8 +39,8 @@ def run_strategy(pipe, prompts, clips, strategy, steps, cfg, seed, window, devic
     """Make the one-prompt videos, timing, sizing and scoring every clip -> (uint8 videos,
     {"per_clip": rows, "video_seconds_per_second", "boundary_jump_px", ...}).
     guide: the sampling dials for the extension (Pipeline.extend's history_guidance,
-    guidance_noise, guide_on, sampler, shift; prompt-only, which has no history, takes only
-    the sampler and the shift)."""
+    guidance_noise, guide_on, sampler, shift, who_only, later_cfg; prompt-only, which has no
+    history, takes only the sampler and the shift; history-only sets later_cfg to 0)."""
     rows, peak, n = [], bench.Peak(device), len(prompts)
     patch = pipe.model["dit"].cfg.patch
 

@@ -80,13 +80,11 @@ def as_asked(obj: dict, prompt: str) -> bool:
 
 def object_kept(obj: dict, later: dict) -> tuple[int, int]:
     """(hits, 3) for one clip-1 object in clip N (detect output `later`): is an object of its
-    colour there, with its shape, with its size (median over the clip)? The per-object part of
-    identity_parts."""
-    match = next((f for f in later["objects"] if f["colour"] == obj["colour"]), None)
-    if match is None:
-        return 0, 3
-    same = int(match["shape"] == obj["shape"]) + int(match["size_median"] == obj["size_median"])
-    return 1 + same, 3
+    colour there, with its shape, with its size (median over the clip)? identity_parts' three
+    object parts, for this object alone."""
+    parts = identity_parts({"background": later["background"], "objects": [obj]}, later,
+                           "size_median")
+    return sum(parts[k][0] for k in STATIC), len(STATIC)
 
 
 def identity(first: dict, later: dict, size: str = "size") -> tuple[int, int]:
