@@ -13,7 +13,8 @@ Transfer:  python sample.py --ckpt runs/distill/ckpt.pt --steps 1 --init clip.gi
 Long:      python sample.py --ckpt runs/extend/ckpt.pt --extend 8 --context pack --prompt "..."
            (one long video clip by clip; give one --prompt, or one per clip: --extend 4 with
            4 --prompt; a train_extend.py model, minivid/history.py. Works with a distilled
-           extension student too.)
+           extension student too. --restate captioner: later clips' text read off clip 1,
+           minivid/restate.py)
 Rewrite:   python sample.py --ckpt runs/dit_video/ckpt.pt --rewrite local --prompt "a red circle"
            (a sparse prompt -> the dense description the DiT trained on, minivid/rewrite.py;
            --rewrite openai asks an OpenAI-compatible endpoint, minivid/llm_api.py)
@@ -35,6 +36,7 @@ from minivid.history import GUIDE_TARGETS, clip_prompts
 from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
 from minivid.rewrite import Rewriter
+from minivid.restate import READERS, TAKES, restater
 from minivid.sampling import Pipeline
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
@@ -78,6 +80,20 @@ p.add_argument("--guide-on", default="history", choices=GUIDE_TARGETS, help="wit
                "--history-guidance: what its vaguer branch loses, the whole history's detail "
                "(history) or only the anchor, frame 0 (anchor: pulls every clip towards how "
                "the video started)")
+p.add_argument("--restate", default="none", choices=READERS, help="with --extend and one "
+               "prompt: after clip 1, a reader describes what clip 1 shows and that text is every "
+               "later clip's prompt, so the text names who the history shows (minivid/"
+               "restate.py): captioner = the learned one (--captioner), rule = the scene checker")
+p.add_argument("--captioner", default="runs/captioner/ckpt.pt", help="with --restate "
+               "captioner: its checkpoint (train_captioner.py)")
+p.add_argument("--restate-take", default="all", choices=TAKES, help="with --restate: all = "
+               "the reading's whole caption; who = the reading says which objects (colour, "
+               "shape), the prompt keeps their sizes and motions (restate.cast_text)")
+p.add_argument("--later-cfg", type=float, default=None, metavar="C", help="with --extend: the "
+               "CFG of every clip after the first (default: --cfg; 0 = no text after clip 1)")
+p.add_argument("--who-only", action="store_true", help="with --extend and one prompt: later "
+               "clips get only who is in the video, not how it moves (kept less of who is in "
+               "the video on held-out videos: docs/results.md 7)")
 p.add_argument("--rewrite", default="none", choices=["none", "local", "openai"], help="expand "
                "each prompt into a dense description first: local = the tiny LM of "
                "train_rewriter.py (--rewriter), openai = an OpenAI-compatible endpoint "
@@ -160,6 +176,16 @@ if args.extend is not None:
                  "apply")
     if args.window < 1:
         sys.exit(f"error: --window {args.window}: keep at least 1 latent frame")
+    if args.later_cfg is not None and args.later_cfg < 0:
+        sys.exit(f"error: --later-cfg {args.later_cfg}: a guidance scale >= 0 (default: --cfg)")
+    if args.restate == "captioner" and not os.path.exists(args.captioner):
+        sys.exit(f"error: --captioner {args.captioner} not found; train one first: python "
+                 "train_captioner.py --data tiny_data --out runs/captioner, or pass --restate rule")
+    if args.restate != "none" and len(prompts) > 1:
+        print("note: --restate applies to one-prompt videos; the per-clip prompts are kept")
+elif args.restate != "none" or args.later_cfg is not None or args.who_only:
+    sys.exit("error: --restate, --later-cfg and --who-only shape the later clips of a long video: "
+             "they need --extend N")
     if args.frames != 16:
         print(f"note: --frames {args.frames} does not apply with --extend: every clip has 16 "
               f"frames, the video 1 + 16 x {args.extend}")
@@ -182,17 +208,23 @@ if args.frames != pipe.ckpt["extra"]["frames"]:
 args.steps = args.steps or 100
 if args.extend is not None:  # one long video, clip by clip
     per_video = prompts[0] if len(prompts) == 1 else prompts
-    for m, text in enumerate(clip_prompts([per_video], args.extend)[0]):
+    for m, text in enumerate(clip_prompts([per_video], args.extend, args.who_only)[0]):
         print(f"clip {m + 1}: {text}")
+    restate = restater(args.restate, args.captioner, args.seed, args.restate_take)
     try:
         with tqdm(total=args.extend, desc=f"clips ({args.context})") as bar:
             video = pipe.extend([per_video], args.extend, args.context, args.steps, args.cfg,
                                 args.seed, args.window, progress=bar,
                                 sampler=args.sampler if not pipe.distilled else "euler",
                                 history_guidance=args.history_guidance,
-                                guide_on=args.guide_on, shift=args.time_shift)[0]
+                                guide_on=args.guide_on, shift=args.time_shift,
+                                later_cfg=args.later_cfg, who_only=args.who_only,
+                                restate=restate)[0]
     except ValueError as e:
         sys.exit(f"error: {e}")
+    if restate is not None and isinstance(per_video, str):   # what the reader made of clip 1
+        print(f"clips 2-{args.extend}, restated by the {restate.name} from clip 1: "
+              f"{restate.last[0]}")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"long_{args.context}_{args.extend}clips.{args.format}")
     save_video(path, video)

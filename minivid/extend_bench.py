@@ -32,6 +32,8 @@ each object (as the prompt asks, or otherwise: video_identity.as_asked), and for
      changed without retraining: identity and boundary jump per value.
 --strategies ... history-only adds a diagnostic: pack with no text after clip 1 (CFG 0, the
 null caption alone), the mirror of prompt-only: what the model keeps from its history alone.
+--restate captioner (or rule) restates the later clips' text of one-prompt videos from what
+clip 1 shows (minivid/restate.py).
 --history-guidance W scores every continued video with guidance over the history (sampling.
 sample_long; --guide-on anchor: towards what frame 0 shows); --skip-videos K scores scenes the
 setting was not tuned on.
@@ -52,6 +54,7 @@ from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
 from minivid.extend_sets import clip_captions, eval_scenes, real_videos, square_path_scene
 from minivid.extend_videos import ceiling, exposure_bias, run_strategy
+from minivid.restate import READERS, TAKES, restater
 from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
                              check_history_noise)
 from minivid.long_clips import CLIP
@@ -65,10 +68,11 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                   strategies=("full", "window", "pack", "prompt-only"), progress=print,
                   exposure=(1, 2, 4, 8), history_noises=(), history_guidance=0.0,
                   guidance_noise=GUIDE_NOISE, skip=0, guide_on="history", sampler="euler",
-                  shift=1.0, who_only=False, later_cfg=None):
+                  shift=1.0, who_only=False, later_cfg=None, restate=None):
     """Every score of the module docstring -> one dict (the JSON line). history_guidance,
     guidance_noise, guide_on, sampler, shift, who_only, later_cfg: sampling.sample_long's, for
-    every video the teacher makes (the student keeps its own)."""
+    every video the teacher makes (the student keeps its own). restate: a restate.Restater
+    (Pipeline.extend: later clips of one-prompt videos get the reader's text of clip 1)."""
     guide = dict(history_guidance=history_guidance, guidance_noise=guidance_noise,
                  guide_on=guide_on, sampler=sampler, shift=shift, who_only=who_only,
                  later_cfg=later_cfg)
@@ -84,7 +88,10 @@ def extend_report(ckpt, data_dir="tiny_data", n=16, clips=16, steps=32, cfg=2.0,
                          "ask for fewer")
     prompts = [clip_captions(s, 1)[0] for s in scenes]
     out = {"ckpt": str(ckpt), "videos": n, "skip_videos": skip, "clips": clips, "steps": steps,
-           "cfg": cfg, "window": window, "threads": torch.get_num_threads(), **guide, "strategies": {}}
+           "cfg": cfg, "window": window, "threads": torch.get_num_threads(), **guide,
+           "restate": f"{restate.name}/{restate.take}" if restate else "none",
+           "strategies": {}}
+    guide["restate"] = restate
     videos_by = {}
     pipe.extend(prompts[:1], 2, "pack" if pipe.model["dit"].cfg.context_kernels else "full",
                 1, cfg, seed)  # warm-up: the first strategy must not pay for it
@@ -234,6 +241,16 @@ def add_args(sub) -> None:
     p.add_argument("--who-only", action="store_true", help="one-prompt videos: later clips get "
                    "only who is in the video, not how it moves (history.clip_prompts; the "
                    "default keeps the motion, and keeps more of who is in the video)")
+    p.add_argument("--restate", default="none", choices=READERS, help="one-prompt videos: "
+                   "after clip 1, a reader describes what it shows and that text becomes every "
+                   "later clip's prompt (minivid/restate.py): the learned captioner "
+                   "(--captioner), or the rule (the scene checker, the metric's own detector)")
+    p.add_argument("--captioner", default="runs/captioner/ckpt.pt", help="with --restate "
+                   "captioner: its checkpoint (train_captioner.py)")
+    p.add_argument("--restate-take", default="all", choices=TAKES, help="with --restate: all = "
+                   "the reading's whole caption (its positions stripped); who = the reading says "
+                   "which objects (colour, shape), the prompt keeps their sizes and motions "
+                   "(restate.cast_text)")
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")
@@ -263,6 +280,9 @@ def check(args) -> None:
     if args.guide_on != "history" and not args.history_guidance:
         args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
                    "give it a weight too (e.g. --history-guidance 2)")
+    if args.restate == "captioner":
+        bench.need(args.captioner, "Train one first: python train_captioner.py --data "
+                   "tiny_data --out runs/captioner (README, recaptioning), or pass --restate rule")
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "
@@ -304,7 +324,9 @@ def run(args) -> dict:
                             guidance_noise=args.guidance_noise, skip=args.skip_videos,
                             guide_on=args.guide_on, sampler=args.sampler,
                             shift=args.time_shift, who_only=args.who_only,
-                            later_cfg=args.later_cfg)
+                            later_cfg=args.later_cfg,
+                            restate=restater(args.restate, args.captioner, args.seed,
+                                             args.restate_take))
     except ValueError as e:   # too few long clips, a student passed as --ckpt: the fix is named
         args.error(str(e))
     shown = {1, 2, 4, 8, 12, 16, args.clips}

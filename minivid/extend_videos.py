@@ -8,7 +8,7 @@ is the command and its report).
     exposure_bias  the next clip from the real first k clips vs from the model's own
 
 How each video is scored is minivid/video_identity.py; the scenes are minivid/extend_sets.py.
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -m "slow or not slow"`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py tests/test_07e_extend_scripts.py -q -m "slow or not slow"`
 """
 import numpy as np
 

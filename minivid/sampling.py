@@ -116,7 +116,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
                 history=None, anchor: str = "coarse", history_noise: float = SAMPLE_NOISE,
                 piece_noise: bool = False, history_guidance: float = 0.0,
                 guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-                shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False):
+                shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False,
+                restate=None):
     """Make len(prompts) long videos of `clips` clips -> normalised latents (B, C, 1 + 4 clips,
     h, w). prompts: see history.clip_prompts; strategy, window: what history each clip sees
     (minivid/history.py). on_clip(m, seconds, context) is called after each clip (the
@@ -150,7 +151,11 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
     prediction: the continuation sees the history and no text, so what it keeps of who is in
     the video it read from the history alone (evaluate extend's history-only strategy).
     who_only: one-prompt videos' later clips get only who is in the video, no motions
-    (history.clip_prompts; off by default: it keeps less of who is in the video)."""
+    (history.clip_prompts; off by default: it keeps less of who is in the video).
+    restate: None, or restate(prompts, first) -> prompts, called once the first clip exists
+    (made here, or the given history's), first its latents (B, C, 5, h, w): what it returns
+    is the text of every later clip (Pipeline.extend passes a reader of the decoded clip,
+    minivid/restate.py: the text then names who the history shows)."""
     if clips < 1:
         raise ValueError(f"clips = {clips}: a video needs at least one clip")
     check_history_noise(history_noise)
@@ -169,6 +174,8 @@ def sample_long(model, prompts, clips: int, strategy: str = "pack", steps: int =
         done = 1 + (L - FIRST) // NEW
     texts = clip_prompts(prompts, done + clips, who_only)
     for m in range(done, done + clips):
+        if restate is not None and m == max(done, 1):      # clip 1 exists now: read it
+            texts = clip_prompts(restate(prompts, z[:, :, :FIRST]), done + clips, who_only)
         g = torch.Generator().manual_seed(seed + 1000 * m + 1)
         hist_noise = torch.randn(z.shape, generator=g)
         ctx = noised_context(z, hist_noise, history_noise, strategy,
@@ -247,14 +254,18 @@ class Pipeline:
                on_clip=None, progress=None, sampler: str = "euler", history=None,
                history_noise: float = SAMPLE_NOISE, history_guidance: float = 0.0,
                guidance_noise: float = GUIDE_NOISE, guide_on: str = "history",
-               shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False):
+               shift: float = 1.0, later_cfg: float | None = None, who_only: bool = False,
+               restate=None):
         """Long videos clip by clip (sample_long) -> uint8 (N, 1 + 16 clips, H, W, 3).
         prompts: one per video, or per video a list with one prompt per clip. The whole
         latent sequence is decoded in one causal pass, so clip boundaries are not seams.
         history: uint8 (N, 1 + 16 k, H, W, 3), k whole clips to go on from (encoded by this
         model's VAE); the result then holds them (as decoded) and the `clips` new ones.
         history_noise, history_guidance, guidance_noise, guide_on, shift, later_cfg, who_only:
-        see sample_long."""
+        see sample_long.
+        restate: a restate.Restater, or None. After the first clip (made, or the history's),
+        the reader describes what it shows, and that text is every later clip's prompt
+        (one-prompt videos): the text then names who the history shows (minivid/restate.py)."""
         if clips > 1 and not self.model["dit"].cfg.context_kernels:
             raise ValueError("this DiT was not trained to continue clips (no context kernels: "
                              "train_extend.py did not make it). Train one with python "
@@ -281,11 +292,15 @@ class Pipeline:
             done = (n - 1) // CLIP
             zh, _ = encode_uint8(self.vae, history, batch_size)
             history = (zh.float() - self.shift) / self.scale              # (N, C, 1 + 4 k, h, w)
+        def read(prompts, z1):    # the reader sees pixels: decode the first clip for it
+            return restate(prompts, self.decode(z1, frames_of(1), batch_size))
+
         z = sample_long(self.model, prompts, clips, strategy, steps, cfg, seed, sampler, window,
                         tuple(self.ckpt["extra"]["latent_hw"]), batch_size, on_clip, progress,
                         history, self.ckpt["extra"].get("anchor", "coarse"), history_noise,
                         self.ckpt["extra"].get("piece_noise", 0.0) > 0, history_guidance,
-                        guidance_noise, guide_on, shift, later_cfg, who_only)
+                        guidance_noise, guide_on, shift, later_cfg, who_only,
+                        read if restate is not None else None)
         return self.decode(z, frames_of(done + clips), batch_size)
 
     def check_steps(self, steps: int, strength: float = 1.0, shift: float = 1.0) -> None:

@@ -26,7 +26,7 @@ object's colour, shape, size and track in a clip; from those:
         right is the memory the video needs; keeping a flaw is consistency with a mistake,
         and a later clip that mends it (towards the prompt it also reads) counts as a loss.
 Every rate is hits / total, summed over videos, per clip index.
-Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py -q -m "slow or not slow"`
+Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07_extend.py tests/test_07e_extend_scripts.py -q -m "slow or not slow"`
 """
 import numpy as np
 
