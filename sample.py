@@ -183,12 +183,12 @@ if args.extend is not None:
                  "train_captioner.py --data tiny_data --out runs/captioner, or pass --restate rule")
     if args.restate != "none" and len(prompts) > 1:
         print("note: --restate applies to one-prompt videos; the per-clip prompts are kept")
-elif args.restate != "none" or args.later_cfg is not None or args.who_only:
-    sys.exit("error: --restate, --later-cfg and --who-only shape the later clips of a long video: "
-             "they need --extend N")
     if args.frames != 16:
         print(f"note: --frames {args.frames} does not apply with --extend: every clip has 16 "
               f"frames, the video 1 + 16 x {args.extend}")
+elif args.restate != "none" or args.later_cfg is not None or args.who_only:
+    sys.exit("error: --restate, --later-cfg and --who-only shape the later clips of a long video: "
+             "they need --extend N")
 pipe = Pipeline(args.ckpt, args.vae, pick_device(args.device))
 if pipe.distilled:
     args.steps = args.steps or min(pipe.distilled["step_counts"])

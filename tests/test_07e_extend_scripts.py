@@ -93,8 +93,10 @@ def test_02b_sample_restate(setup):
     d = setup
     p = "A small red circle on the left moves quickly to the right. The background is plain black."
     r = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--extend", 2, "--steps", 1,
-            "--prompt", p, "--out", d / "restated", "--restate", "rule", "--later-cfg", 1.5)
+            "--prompt", p, "--out", d / "restated", "--restate", "rule", "--later-cfg", 1.5,
+            "--frames", 8)
     assert "restated by the rule from clip 1:" in r.stdout
+    assert "--frames 8 does not apply with --extend" in r.stdout      # every clip is 16 frames
     assert (d / "restated" / "long_pack_2clips.gif").exists()
     bad = run("sample.py", "--ckpt", d / "extend" / "ckpt.pt", "--restate", "rule",
               "--prompt", p, "--out", d / "x", check=False)
