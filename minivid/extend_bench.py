@@ -54,10 +54,10 @@ from minivid.checkpoint import load_checkpoint
 from minivid.data import save_grid
 from minivid.extend_sets import clip_captions, eval_scenes, real_videos, square_path_scene
 from minivid.extend_videos import ceiling, exposure_bias, run_strategy
-from minivid.restate import READERS, TAKES, restater
 from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
                              check_history_noise)
 from minivid.long_clips import CLIP
+from minivid.restate import READERS, TAKES, restater
 from minivid.sampling import Pipeline
 from minivid.video_identity import LOSSES, PARTS, score_one_prompt, score_per_clip
 from minivid.world import Scene
