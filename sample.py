@@ -35,8 +35,8 @@ from minivid.data import read_frames, save_grid, save_video
 from minivid.history import GUIDE_TARGETS, clip_prompts
 from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
-from minivid.rewrite import Rewriter
 from minivid.restate import READERS, TAKES, restater
+from minivid.rewrite import Rewriter
 from minivid.sampling import Pipeline
 
 p = argparse.ArgumentParser(description="Text -> video with a trained DiT.",
