@@ -35,7 +35,7 @@ from minivid.data import read_frames, save_grid, save_video
 from minivid.history import GUIDE_TARGETS, clip_prompts
 from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
-from minivid.restate import READERS, TAKES, restater
+from minivid.restate import add_args as add_restate_args, restater
 from minivid.rewrite import Rewriter
 from minivid.sampling import Pipeline
 
@@ -80,15 +80,7 @@ p.add_argument("--guide-on", default="history", choices=GUIDE_TARGETS, help="wit
                "--history-guidance: what its vaguer branch loses, the whole history's detail "
                "(history) or only the anchor, frame 0 (anchor: pulls every clip towards how "
                "the video started)")
-p.add_argument("--restate", default="none", choices=READERS, help="with --extend and one "
-               "prompt: after clip 1, a reader describes what clip 1 shows and that text is every "
-               "later clip's prompt, so the text names who the history shows (minivid/"
-               "restate.py): captioner = the learned one (--captioner), rule = the scene checker")
-p.add_argument("--captioner", default="runs/captioner/ckpt.pt", help="with --restate "
-               "captioner: its checkpoint (train_captioner.py)")
-p.add_argument("--restate-take", default="all", choices=TAKES, help="with --restate: all = "
-               "the reading's whole caption; who = the reading says which objects (colour, "
-               "shape), the prompt keeps their sizes and motions (restate.cast_text)")
+add_restate_args(p)  # --restate (a reader of clip 1: captioner | rule), --captioner, --restate-take
 p.add_argument("--later-cfg", type=float, default=None, metavar="C", help="with --extend: the "
                "CFG of every clip after the first (default: --cfg; 0 = no text after clip 1)")
 p.add_argument("--who-only", action="store_true", help="with --extend and one prompt: later "

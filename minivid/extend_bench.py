@@ -57,7 +57,7 @@ from minivid.extend_videos import ceiling, exposure_bias, run_strategy
 from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
                              check_history_noise)
 from minivid.long_clips import CLIP
-from minivid.restate import READERS, TAKES, restater
+from minivid.restate import add_args as add_restate_args, restater
 from minivid.sampling import Pipeline
 from minivid.video_identity import LOSSES, PARTS, score_one_prompt, score_per_clip
 from minivid.world import Scene
@@ -241,16 +241,7 @@ def add_args(sub) -> None:
     p.add_argument("--who-only", action="store_true", help="one-prompt videos: later clips get "
                    "only who is in the video, not how it moves (history.clip_prompts; the "
                    "default keeps the motion, and keeps more of who is in the video)")
-    p.add_argument("--restate", default="none", choices=READERS, help="one-prompt videos: "
-                   "after clip 1, a reader describes what it shows and that text becomes every "
-                   "later clip's prompt (minivid/restate.py): the learned captioner "
-                   "(--captioner), or the rule (the scene checker, the metric's own detector)")
-    p.add_argument("--captioner", default="runs/captioner/ckpt.pt", help="with --restate "
-                   "captioner: its checkpoint (train_captioner.py)")
-    p.add_argument("--restate-take", default="all", choices=TAKES, help="with --restate: all = "
-                   "the reading's whole caption (its positions stripped); who = the reading says "
-                   "which objects (colour, shape), the prompt keeps their sizes and motions "
-                   "(restate.cast_text)")
+    add_restate_args(p)     # --restate, --captioner, --restate-take
     p.add_argument("--exposure", nargs="*", type=int, default=[1, 2, 4, 8], metavar="K",
                    help="history lengths (clips) at which to measure exposure bias: the next "
                    "clip from the real first K clips vs from the model's own (pack; none: off)")

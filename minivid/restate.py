@@ -90,7 +90,6 @@ class Restater:
         if take not in TAKES:
             raise ValueError(f"take {take!r}: one of {TAKES}")
         self.read, self.name, self.take = read, name, take
-        self.restated = 0        # videos whose text was replaced, over every call (a count)
         self.last = []           # the prompts the last call gave
 
     @classmethod
@@ -118,11 +117,23 @@ class Restater:
             if not isinstance(p, str) or caption is None or not caption.strip():
                 out.append(p)                        # steered clip by clip, or nothing read
                 continue
-            new = caption if self.take == "all" else cast_text(p, caption, i)
-            out.append(new)
-            self.restated += new != p
+            out.append(caption if self.take == "all" else cast_text(p, caption, i))
         self.last = out
         return out
+
+
+def add_args(p) -> None:
+    """The flags sample.py and evaluate extend share: --restate, --captioner, --restate-take."""
+    p.add_argument("--restate", default="none", choices=READERS, help="one-prompt long "
+                   "videos: after clip 1, a reader describes what it shows and that text is "
+                   "every later clip's prompt (minivid/restate.py): captioner = the learned one "
+                   "(--captioner), rule = the scene checker (the metric's own detector)")
+    p.add_argument("--captioner", default="runs/captioner/ckpt.pt", help="with --restate "
+                   "captioner: its checkpoint (train_captioner.py)")
+    p.add_argument("--restate-take", default="all", choices=TAKES, help="with --restate: all = "
+                   "the reading's whole caption (its positions stripped); who = the reading says "
+                   "which objects (colour, shape), the prompt keeps their sizes and motions "
+                   "(cast_text)")
 
 
 def restater(reader: str, captioner: str | None = None, seed: int = 0,
