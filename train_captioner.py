@@ -16,6 +16,14 @@ maps its word probabilities to the fraction of attributes it gets right: its con
     python train_captioner.py --out runs/captioner --steps 1500          # 2 CPU cores, ~5 min
     python train_captioner.py --out runs/captioner --steps 1500 --resume  # continue
     torchrun --standalone --nproc_per_node 2 train_captioner.py --steps 1500
+    python train_captioner.py --out runs/captioner_vae --steps 2400 --vae runs/vae_t4/ckpt.pt
+            # a reader of the pipeline's own clips: 30% of each batch through the VAE
+
+With --vae, a share of each batch (--p-vae; the rows drawn from (seed, step)) is replaced by
+its VAE round trip, pixels -> latents -> pixels, before the captioner sees it. Every clip the
+DiT makes reaches pixels through that decoder, so its softness and colour bleed are what a
+reader of generated clips (minivid/restate.py) has to see through. The caption stays the
+scene's own: the labels are still the truth, only the pixels change.
 
 Writes <out>/ckpt.pt (kind "captioner"; its EMA weights and Platt fit are the captioner) and
 <out>/loss.png.
@@ -31,8 +39,11 @@ from minivid.caption_bench import fit_confidence
 from minivid.captioner import PRESETS, CaptionerConfig, CaptionerNet, caption_loss, to_video
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, wrap_ddp)
+from minivid.data import to_uint8
+from minivid.latents import roundtrip
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.training import EMA, adamw, clip_and_step
+from minivid.vae import load_vae
 
 p = argparse.ArgumentParser(description="Train the learned captioner on footage-like clips of "
                             "the tiny world.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,15 +54,25 @@ p.add_argument("--calibration", type=int, default=512, help="fresh clips the con
                "fitted on after training")
 p.add_argument("--workers", type=int, default=1, help="processes that render the training "
                "clips ahead of the model (0: the training process itself)")
+p.add_argument("--vae", default=None, help="a VAE checkpoint (train_vae.py): --p-vae of each "
+               "batch goes through its round trip, so the captioner learns to read decoded clips")
+p.add_argument("--p-vae", type=float, default=0.3, help="share of each batch's clips sent "
+               "through the --vae round trip (ignored without --vae)")
 add_run_args(p, out="runs/captioner", lr=2e-3, warmup=100, batch_size=32, save_every=250)
 args = p.parse_args()
 check_run_args(p, args)
 if args.calibration < 32:
     p.error(f"--calibration {args.calibration}: fit the confidence on at least 32 clips")
+if not 0 <= args.p_vae <= 1:
+    p.error(f"--p-vae {args.p_vae}: a share of the batch, between 0 and 1")
+if args.vae and not os.path.exists(args.vae):
+    p.error(f"--vae {args.vae}: no such file; train a VAE first: python train_vae.py "
+            "--preset tiny-t4 --out runs/vae_t4")
 held_manifests = [os.path.join(args.data, s, f"{k}.jsonl") for s in ("val", "test")
                   for k in ("clips", "images")]
 held_manifests = [m for m in held_manifests if os.path.exists(m)]
-TRAJECTORY = ["preset", "steps", "batch_size", "lr", "warmup", "seed", "precision"]
+TRAJECTORY = ["preset", "steps", "batch_size", "lr", "warmup", "seed", "precision", "vae",
+              "p_vae"]
 
 # ----------------------------------------------------------------------------- setup
 dist = dist_setup(args.device)
@@ -67,6 +88,7 @@ ema = EMA(model, 0.995)
 run.attach(model, opt, config=asdict(cfg), ema=ema)
 ddp = wrap_ddp(model, dist)
 dtype = pick_precision(dist.device, args.precision, bf16_pays_on_cpu=False)
+vae = load_vae(args.vae)[0].to(dist.device) if args.vae else None      # frozen, eval mode
 check_batch(args.batch_size, dist)
 print0(f"captioner: {sum(q.numel() for q in model.parameters()) / 1e6:.2f}M parameters, "
        f"{len(cfg.vocab)} words, {len(held)} held-out scenes kept out "
@@ -81,6 +103,10 @@ for step in run:
     u8, captions, stills, _ = next(batches)
     rows = [caption_data.encode(c, s, index) for c, s in zip(captions, stills)]
     ids, targets = caption_data.pad(rows)                                    # (B, L) each
+    if vae is not None:                  # rows drawn from (seed, step): alike on every rank
+        decoded = np.random.default_rng([args.seed, step, 7]).random(len(u8)) < args.p_vae
+        if decoded.any():
+            u8[decoded] = to_uint8(roundtrip(vae, u8[decoded]))          # (n, 16, 32, 32, 3)
     mine = rank_rows(dist)
     video = to_video(u8[mine]).to(dist.device)                               # (B/W, 3, T, H, W)
     with autocast(dist.device, dtype):

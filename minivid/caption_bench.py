@@ -18,6 +18,11 @@ captions` prints a table per part and one JSON line.
      rule         dense_caption(checker.detect(clip)): the scene checker's nearest-palette
                   reading written out; zero parameters, the baseline a learned one must beat
      ground truth the world's own dense caption of the scene
+   With --vae, one more condition, "vae": the clean val clips through that VAE's round trip
+   (pixels -> latents -> pixels). Every clip the DiT makes reaches pixels through that
+   decoder, so this row asks whether a captioner can read generated clips (the restating
+   reader of minivid/restate.py has to). It is not footage damage: the perturbed means
+   below leave it out.
    Plus: accuracy per attribute on the clean clips (where a captioner goes wrong); distractor
    clips (an off-palette object) named "unknown" by the caption; clips from outside the world
    (held-out test patterns: checkerboards and static) marked as such.
@@ -28,6 +33,7 @@ captions` prints a table per part and one JSON line.
 
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --n 256 \\
         --plot runs/captioner/blind_person.png
+    python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt --vae runs/vae_t4/ckpt.pt
     python -m minivid.evaluate captions --captioner runs/captioner/ckpt.pt \\
         --dits truth@0=runs/captions/truth/ckpt.pt learned@0=runs/captions/learned/ckpt.pt
 """
@@ -38,11 +44,14 @@ from minivid import bench, checker, fd
 from minivid.caption_data import FRAMES, OUTSIDE, SIZE, hold, training_batch
 from minivid.captioner import Captioner, calibrate, confidence, describe
 from minivid.captions import dense_caption
+from minivid.data import to_uint8
 from minivid.footage import PERTURBATIONS, UNKNOWN_SENTENCE, footage
+from minivid.latents import roundtrip
 from minivid.prompt_parse import parse
 from minivid.rewrite import template_scene
 from minivid.sampling import Pipeline
 from minivid.scene import Obj, Scene, render_indices
+from minivid.vae import load_vae
 
 CONDITIONS = ("exact", "images", "compositional", *PERTURBATIONS)
 BINS = np.array([0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001])    # confidence bins (calibration)
@@ -92,17 +101,20 @@ def rule_caption(u8: np.ndarray, still: bool, rng) -> str:
     return dense_caption(Scene(found["background"], objs, 1 if still else FRAMES, SIZE), rng)
 
 
-def held_out(data_dir: str, condition: str, n: int, seed: int = 0):
+def held_out(data_dir: str, condition: str, n: int, seed: int = 0, vae=None):
     """n held-out scenes under one condition -> (uint8 clips (n, 16, 32, 32, 3), stills,
     scenes, ground-truth captions, distractor flags). exact / a perturbation: val clips;
-    images: val still images; compositional: test clips (held-out colour-shape pairs)."""
+    images: val still images; compositional: test clips (held-out colour-shape pairs);
+    vae: val clips through the VAE `vae`'s round trip."""
     split, kind = {"images": ("val", "images"), "compositional": ("test", "clips")}.get(
         condition, ("val", "clips"))
     rows = bench.rows(data_dir, split, kind, n)
     scenes = [Scene.from_dict(r["spec"]) for r in rows]
     how = condition if condition in PERTURBATIONS else "exact"
-    rng = np.random.default_rng([seed, CONDITIONS.index(condition)])
+    rng = np.random.default_rng([seed, (*CONDITIONS, "vae").index(condition)])
     clips, distractor = footage(scenes, [how] * len(scenes), rng)
+    if condition == "vae":
+        clips = list(to_uint8(roundtrip(vae, np.stack(clips))))         # (n, 16, 32, 32, 3)
     truth = [r["caption"] + (" " + UNKNOWN_SENTENCE if d else "") for r, d in zip(rows, distractor)]
     return (np.stack([hold(c) for c in clips]), [s.frames == 1 for s in scenes], scenes, truth,
             distractor)
@@ -146,12 +158,13 @@ def by_attribute(captions: list[str], scenes) -> dict:
 
 
 def captions_report(data_dir="tiny_data", captioners=(), dits=None, n=128, steps=32,
-                    cfg=2.0) -> dict:
+                    cfg=2.0, vae: str | None = None) -> dict:
     models = [Captioner.load(path) for path in captioners]
+    decoder = load_vae(vae)[0] if vae else None
     out = {"n": n, "captioners": len(models), "conditions": {}}
     calib = []                                             # (confidence, accuracy) per caption
-    for condition in CONDITIONS:
-        u8, stills, scenes, truth, distractor = held_out(data_dir, condition, n)
+    for condition in CONDITIONS + (("vae",) if vae else ()):
+        u8, stills, scenes, truth, distractor = held_out(data_dir, condition, n, vae=decoder)
         rng = np.random.default_rng(0)
         rule = [rule_caption(c, s, rng) for c, s in zip(u8, stills)]
         row = {"truth": score(truth, scenes), "rule": score(rule, scenes)}
@@ -302,6 +315,9 @@ def add_args(sub) -> None:
                    "(several: seeds, reported as mean and spread)")
     p.add_argument("--dits", nargs="*", default=None, metavar="NAME@SEED=CKPT", help="DiTs "
                    "trained on each caption kind, e.g. truth@0=runs/captions/truth/ckpt.pt")
+    p.add_argument("--vae", default=None, help="a VAE checkpoint: adds the condition 'vae', "
+                   "the clean val clips through its round trip (can a captioner read the clips "
+                   "the DiT's decoder draws?)")
     bench.shared_args(p, "data", "n", "steps", "cfg", "plot",
                       help={"n": "held-out clips per condition / val prompts per DiT",
                             "plot": "PNG: blind-person test and calibration"})
@@ -318,7 +334,9 @@ def run(args) -> dict:
             args.error(f"--dits {item!r}: write name=path, e.g. truth@0=runs/captions/truth/ckpt.pt")
         bench.need(path, "Train it first (README: the caption experiment)")
         dits[name] = path
-    fig = captions_report(args.data, args.captioner, dits, args.n, args.steps, args.cfg)
+    if args.vae:
+        bench.need(args.vae, "Train it first: python train_vae.py --preset tiny-t4 --out runs/vae_t4")
+    fig = captions_report(args.data, args.captioner, dits, args.n, args.steps, args.cfg, args.vae)
     learned = "learned_rebuild" in next(iter(fig["conditions"].values()))
     header = ["condition", "truth", "rule", "rule acc"] + (["learned", "+-", "learned acc"]
                                                            if learned else [])

@@ -16,7 +16,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from helpers import make_dit_inputs, run
+from helpers import make_dit_inputs, make_vae, run
 
 from minivid import caption_data, captioner, captions, checker, footage, world
 from minivid.caption_bench import (calibration, caption_accuracy, rebuild, rebuild_score,
@@ -233,15 +233,19 @@ def test_09_relabel_and_train_on_other_captions(trained, tmp_path):
 
 
 # 10. evaluate captions: a row per condition (clean, images, compositional, each
-#     perturbation) for ground truth, rule and learned; calibration bins; a final JSON line.
-#     The ground truth rebuilds the clean clips exactly; the rule too.
+#     perturbation, and with --vae the clips through a VAE round trip) for ground truth, rule
+#     and learned; calibration bins; a final JSON line. The ground truth rebuilds the clean
+#     clips exactly; the rule too. The round trip changes the pixels, never the truth.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_evaluate_captions(trained, tmp_path):
+    make_vae(tmp_path / "vae.pt", seed=0)
     r = run("minivid/evaluate.py", "captions", "--data", trained / "data", "--captioner",
-            trained / "cap" / "ckpt.pt", "--n", 6, "--plot", tmp_path / "c.png")
+            trained / "cap" / "ckpt.pt", "--n", 6, "--plot", tmp_path / "c.png",
+            "--vae", tmp_path / "vae.pt")
     fig = json.loads(r.stdout.strip().splitlines()[-1])
     rows = fig["conditions"]
-    assert list(rows) == ["exact", "images", "compositional", *footage.PERTURBATIONS]
+    assert list(rows) == ["exact", "images", "compositional", *footage.PERTURBATIONS, "vae"]
+    assert rows["vae"]["truth"]["rebuild"] == 1.0 and "vae" in r.stdout
     assert rows["exact"]["truth"]["rebuild"] == 1.0 and rows["exact"]["rule"]["rebuild"] == 1.0
     assert all(0 <= r["learned_rebuild"] <= 1 for r in rows.values())
     assert sum(b["captions"] for b in fig["calibration"]["bins"]) == 6 * len(rows)
@@ -270,3 +274,21 @@ def test_11_loss_split_over_ranks_is_the_whole(trained):
     ck = load_checkpoint(trained / "cap" / "ckpt.pt", kind="captioner")
     assert ck["trainer"] == "train_captioner.py" and ck["step"] == 8
     assert len(ck["extra"]["platt"]) == 3 and 0 <= ck["extra"]["outside"] <= 1
+
+
+# 12. A reader of decoded clips: with --vae, the rows drawn from (seed, step) go through the
+#     VAE's round trip before the captioner sees them; the checkpoint keeps the flags (a
+#     --resume with another VAE is warned like any changed flag). A share outside [0, 1] and
+#     a VAE that is not there are refused by name.
+@pytest.mark.slow  # a real script run: `-m slow`
+def test_12_train_on_decoded_clips(trained, tmp_path):
+    make_vae(tmp_path / "vae.pt", seed=0)
+    run("train_captioner.py", "--data", trained / "data", "--out", tmp_path / "cap", "--steps",
+        2, "--batch-size", 8, "--calibration", 32, "--vae", tmp_path / "vae.pt", "--p-vae", 1)
+    ck = load_checkpoint(tmp_path / "cap" / "ckpt.pt", kind="captioner")
+    assert ck["step"] == 2 and ck["args"]["vae"] == str(tmp_path / "vae.pt")
+    for flags, words in [(["--p-vae", "1.5"], "between 0 and 1"),
+                         (["--vae", tmp_path / "none.pt"], "train_vae.py")]:
+        r = run("train_captioner.py", "--data", trained / "data", "--out", tmp_path / "x",
+                "--steps", 1, *flags, check=False)
+        assert r.returncode != 0 and words in r.stderr, r.stderr
