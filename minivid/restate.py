@@ -31,6 +31,8 @@ The price: the later clips now follow clip 1, mistakes included, so they match t
 prompt less (static adherence falls) while they keep more of who is in the video. The reader
 must be good: the main job's 300-step captioner misreads colours and shapes and LOSES
 identity; a 2,400-step one (train_captioner.py --steps 2400) is what docs/results.md 7 used.
+Even one trained on VAE round trips (--vae), which reads decoded real clips almost perfectly,
+loses identity as the reader: the DiT's ambiguous objects are not decoded real ones.
 Only one-prompt videos are restated: a video with one prompt per clip is steered clip by clip
 by its user, and keeps that text.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07d_restate.py -q`
