@@ -33,17 +33,16 @@ import os
 from dataclasses import asdict, replace
 
 import numpy as np
+import torch
 
 from minivid import caption_data
 from minivid.caption_bench import fit_confidence
 from minivid.captioner import PRESETS, CaptionerConfig, CaptionerNet, caption_loss, to_video
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, wrap_ddp)
-from minivid.data import to_uint8
-from minivid.latents import roundtrip
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.training import EMA, adamw, clip_and_step
-from minivid.vae import load_vae
+from minivid.vae import load_vae, pad_frames
 
 p = argparse.ArgumentParser(description="Train the learned captioner on footage-like clips of "
                             "the tiny world.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -103,12 +102,16 @@ for step in run:
     u8, captions, stills, _ = next(batches)
     rows = [caption_data.encode(c, s, index) for c, s in zip(captions, stills)]
     ids, targets = caption_data.pad(rows)                                    # (B, L) each
-    if vae is not None:                  # rows drawn from (seed, step): alike on every rank
-        decoded = np.random.default_rng([args.seed, step, 7]).random(len(u8)) < args.p_vae
-        if decoded.any():
-            u8[decoded] = to_uint8(roundtrip(vae, u8[decoded]))          # (n, 16, 32, 32, 3)
     mine = rank_rows(dist)
     video = to_video(u8[mine]).to(dist.device)                               # (B/W, 3, T, H, W)
+    if vae is not None:   # the global batch's rows drawn from (seed, step); each rank does its own
+        decoded = (np.random.default_rng([args.seed, step, 7]).random(len(u8)) < args.p_vae)[mine]
+        if decoded.any():
+            decoded = torch.from_numpy(decoded).to(dist.device)
+            with torch.no_grad():        # latents.roundtrip, kept on the device
+                x, T = pad_frames(video[decoded], vae.cfg.tf)                # (n, 3, T_pad, H, W)
+                x = vae.decode(vae.encode(x)[0])[:, :, :T].clamp(-1, 1)
+            video[decoded] = ((x + 1) * 127.5).round() / 127.5 - 1   # 8-bit levels, as pixels
     with autocast(dist.device, dtype):
         loss = caption_loss(ddp, video, ids[mine].to(dist.device), targets[mine].to(dist.device),
                             tokens=int((targets != caption_data.PAD).sum()), world=dist.world_size)

@@ -235,7 +235,8 @@ def test_09_relabel_and_train_on_other_captions(trained, tmp_path):
 # 10. evaluate captions: a row per condition (clean, images, compositional, each
 #     perturbation, and with --vae the clips through a VAE round trip) for ground truth, rule
 #     and learned; calibration bins; a final JSON line. The ground truth rebuilds the clean
-#     clips exactly; the rule too. The round trip changes the pixels, never the truth.
+#     clips exactly; the rule too. The round trip changes the pixels, never the truth. A
+#     captioner or a VAE that is not there is refused, naming the command that makes it.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_10_evaluate_captions(trained, tmp_path):
     make_vae(tmp_path / "vae.pt", seed=0)
@@ -253,6 +254,9 @@ def test_10_evaluate_captions(trained, tmp_path):
     r = run("minivid/evaluate.py", "captions", "--data", trained / "data", "--captioner",
             trained / "nothing.pt", check=False)
     assert r.returncode != 0 and "train_captioner.py" in r.stderr
+    r = run("minivid/evaluate.py", "captions", "--data", trained / "data", "--vae",
+            trained / "nothing.pt", check=False)
+    assert r.returncode != 0 and "train_vae.py" in r.stderr
 
 
 # 11. The loss under data parallelism: each rank holds half of the batch's clips but divides
