@@ -35,7 +35,7 @@ from minivid.data import read_frames, save_grid, save_video
 from minivid.history import GUIDE_TARGETS, clip_prompts
 from minivid.llm_api import ApiRewriter
 from minivid.long_clips import clip_start
-from minivid.restate import add_args as add_restate_args, restater
+from minivid.restate import add_args as add_restate_args, missing_reader, restater
 from minivid.rewrite import Rewriter
 from minivid.sampling import Pipeline
 
@@ -170,9 +170,8 @@ if args.extend is not None:
         sys.exit(f"error: --window {args.window}: keep at least 1 latent frame")
     if args.later_cfg is not None and args.later_cfg < 0:
         sys.exit(f"error: --later-cfg {args.later_cfg}: a guidance scale >= 0 (default: --cfg)")
-    if args.restate == "captioner" and not os.path.exists(args.captioner):
-        sys.exit(f"error: --captioner {args.captioner} not found; train one first: python "
-                 "train_captioner.py --data tiny_data --out runs/captioner, or pass --restate rule")
+    if missing_reader(args.restate, args.captioner):
+        sys.exit(f"error: {missing_reader(args.restate, args.captioner)}")
     if args.restate != "none" and len(prompts) > 1:
         print("note: --restate applies to one-prompt videos; the per-clip prompts are kept")
     if args.frames != 16:

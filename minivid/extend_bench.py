@@ -57,7 +57,7 @@ from minivid.extend_videos import ceiling, exposure_bias, run_strategy
 from minivid.history import (GUIDE_NOISE, GUIDE_TARGETS, TRAIN_NOISE, check_history_guidance,
                              check_history_noise)
 from minivid.long_clips import CLIP
-from minivid.restate import add_args as add_restate_args, restater
+from minivid.restate import add_args as add_restate_args, missing_reader, restater
 from minivid.sampling import Pipeline
 from minivid.video_identity import LOSSES, PARTS, score_one_prompt, score_per_clip
 from minivid.world import Scene
@@ -271,9 +271,8 @@ def check(args) -> None:
     if args.guide_on != "history" and not args.history_guidance:
         args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
                    "give it a weight too (e.g. --history-guidance 2)")
-    if args.restate == "captioner":
-        bench.need(args.captioner, "Train one first: python train_captioner.py --data "
-                   "tiny_data --out runs/captioner (README, recaptioning), or pass --restate rule")
+    if missing_reader(args.restate, args.captioner):
+        args.error(missing_reader(args.restate, args.captioner))
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "

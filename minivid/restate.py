@@ -37,6 +37,8 @@ Only one-prompt videos are restated: a video with one prompt per clip is steered
 by its user, and keeps that text.
 Tests: `OMP_NUM_THREADS=1 python -m pytest tests/test_07d_restate.py -q`
 """
+import os
+
 import numpy as np
 
 from minivid.caption_bench import rule_caption
@@ -136,6 +138,16 @@ def add_args(p) -> None:
                    "the reading's whole caption (its positions stripped); who = the reading says "
                    "which objects (colour, shape), the prompt keeps their sizes and motions "
                    "(cast_text)")
+
+
+def missing_reader(reader: str, captioner: str | None) -> str | None:
+    """What is wrong with --restate / --captioner before anything is loaded (None: nothing).
+    sample.py and evaluate extend both print it, so both say the same thing and the fix."""
+    if reader == "captioner" and not (captioner and os.path.exists(captioner)):
+        return (f"--captioner {captioner} not found; train one first: python train_captioner.py "
+                "--data tiny_data --out runs/captioner (README, recaptioning), or pass "
+                "--restate rule")
+    return None
 
 
 def restater(reader: str, captioner: str | None = None, seed: int = 0,

@@ -157,7 +157,8 @@ def test_06_rule_baseline():
 
 
 # 7. Calibration: the Platt fit recovers a known logistic relation from noisy 0/1 outcomes;
-#    calibration() bins confidence against accuracy and reports the largest gap.
+#    calibration() bins confidence against accuracy and reports the largest gap and the
+#    count-weighted one (ece); a confidence that lies (always 0.99) shows in both.
 def test_07_calibration():
     rng = np.random.default_rng(7)
     x = rng.normal(-1, 1, (4000, 2))
@@ -168,6 +169,9 @@ def test_07_calibration():
     conf = [captioner.confidence(tuple(v), (a, b, c)) for v in x]
     fig = calibration(list(zip(conf, y)))
     assert sum(b["captions"] for b in fig["bins"]) == 4000 and fig["max_gap"] < 0.05
+    assert fig["ece"] <= fig["max_gap"] and fig["ece"] < 0.03
+    liar = calibration([(0.99, a) for a in y])
+    assert liar["ece"] == pytest.approx(0.99 - y.mean()) and liar["max_gap"] == liar["ece"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from minivid import captions, world
-from minivid.restate import Restater, cast_text, restater
+from minivid.restate import Restater, cast_text, missing_reader, restater
 from minivid.sampling import sample_long
 from minivid.t2v import build_model, make_config
 from minivid.text import build_vocab
@@ -57,6 +57,14 @@ def test_01b_cast_text():
     drawn_right = "A big red ball on the left, still; and a tiny blue box at the top right. Plain grey background."
     assert cast_text(p, drawn_right) == p                         # sizes, motions: the prompt's
     assert cast_text(p, "Nothing but noise.") == p
+
+
+# 1c. Before anything loads, a missing learned reader is named with its fix (sample.py and
+#     evaluate extend print this same line); the rule and "none" need no file.
+def test_01c_missing_reader(tmp_path):
+    assert missing_reader("rule", None) is None and missing_reader("none", None) is None
+    why = missing_reader("captioner", str(tmp_path / "none.pt"))
+    assert "none.pt not found" in why and "train_captioner.py" in why and "--restate rule" in why
 
 
 # 2. The rule reads a rendered clip as the world made it: the same objects (colour, shape,
