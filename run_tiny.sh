@@ -95,7 +95,7 @@ stage_2() {  # a captioner that learns to see (pixels -> dense captions), the bl
   python train_captioner.py --data "$D" --out "$R/captioner" --steps $CAPTIONER "${CALIB[@]}" "${BATCH[@]}" $(resume "$R/captioner")
   mkdir -p "$R/captioner/uncaptioned"        # a user's folder: media, no captions at all
   cp "$D"/val/clips/00000[0-5].gif "$D"/val/images/00000[0-1].png "$R/captioner/uncaptioned/"
-  python -m minivid.captioner caption --ckpt "$R/captioner/ckpt.pt" --data "$R/captioner/uncaptioned" \
+  python -m minivid.caption_folder caption --ckpt "$R/captioner/ckpt.pt" --data "$R/captioner/uncaptioned" \
       --out "$R/captioner/uncaptioned/captions.jsonl"      # a manifest the trainers read as is
   python -m minivid.evaluate captions --captioner "$R/captioner/ckpt.pt" --data "$D" --n $CAP_N \
       --plot "$R/captioner/blind_person.png" | tee "$R/captioner/evaluate.txt"

@@ -1,7 +1,7 @@
 """Train the learned captioner (minivid/captioner.py): footage-like clips -> dense captions.
 
 Where it sits: beside the pipeline, for data that comes without captions. THIS -> `python -m
-minivid.captioner caption` writes a manifest for an uncaptioned folder, and `python -m
+minivid.caption_folder caption` writes a manifest for an uncaptioned folder, and `python -m
 minivid.evaluate captions` runs the blind-person test on clean and damaged held-out clips.
 
 Each step draws a fresh batch of (clip, caption) pairs (minivid/caption_data.py): scenes
@@ -140,6 +140,6 @@ if dist.is_main and not run.stopped:
            + ", ".join(f"{v:.3f}" for v in fit["platt"])
            + f"; outside the world past P(outside) = {fit['outside']:.3f}")
     run.save(platt=fit.pop("platt"), outside=fit.pop("outside"), calibration=fit)
-run.finish("caption a folder with: python -m minivid.captioner caption --ckpt " + run.path +
+run.finish("caption a folder with: python -m minivid.caption_folder caption --ckpt " + run.path +
            " --data <folder> --out <folder>/captions.jsonl")
 dist_cleanup()

@@ -51,7 +51,7 @@ p.add_argument("--stage", choices=["image", "video"], required=True,
                "(usually --init-from the image stage). Clip extension: train_extend.py")
 p.add_argument("--captions", default=None, help="train on these captions instead of the cache's:"
                " a JSONL manifest with one row per train item, in the cache's order (e.g. "
-               "`python -m minivid.captioner caption` or `relabel` output; the caption experiment)")
+               "`python -m minivid.caption_folder caption` or `relabel` output; the caption experiment)")
 add_stage_args(p)
 # batch 32 for the tiny CPU runs: a time budget buys ~1.7x the steps of batch 64, and more
 # steps won (README)

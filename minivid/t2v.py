@@ -193,7 +193,7 @@ def read_captions(path: str, cache: dict, cache_path: str) -> list[str]:
         if mine != theirs:
             raise ValueError(f"--captions {path}: its media do not match the cache's source "
                              f"{source} row by row; caption that manifest "
-                             f"(python -m minivid.captioner caption --data {source} ...)")
+                             f"(python -m minivid.caption_folder caption --data {source} ...)")
     if len(rows) != len(cache["captions"]):
         raise ValueError(f"--captions {path} has {len(rows)} rows, the cache {cache_path} "
                          f"{len(cache['captions'])}")

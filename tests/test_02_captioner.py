@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import make_dit_inputs, make_vae, run
 
-from minivid import caption_data, captioner, captions, checker, footage, world
+from minivid import caption_data, caption_folder, captioner, captions, checker, footage, world
 from minivid.caption_bench import (calibration, caption_accuracy, rebuild, rebuild_score,
                                    rule_caption)
 from minivid.checkpoint import load_checkpoint
@@ -185,10 +185,10 @@ def trained(tmp_path_factory):
     return d
 
 
-# 8. A user's own uncaptioned folder, end to end: images and clips written with imageio are
-#    captioned into a manifest that minivid.data reads unchanged; a corrupt file, a greyscale
-#    picture, a too-small one, an odd-sized one and an over-long one are skipped with a
-#    warning naming each, and counted.
+# 8. A user's own uncaptioned folder, end to end (minivid/caption_folder.py): images and clips
+#    written with imageio are captioned into a manifest that minivid.data reads unchanged; a
+#    corrupt file, a greyscale picture, a too-small one, an odd-sized one and an over-long
+#    one are skipped with a warning naming each, and counted.
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
     rng = np.random.default_rng(8)
@@ -201,9 +201,9 @@ def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
     iio.imwrite(folder / "grey.png", np.full((32, 32), 128, dtype=np.uint8))
     iio.imwrite(folder / "tiny.png", np.zeros((8, 8, 3), dtype=np.uint8))
     iio.imwrite(folder / "wide.png", np.zeros((20, 100, 3), dtype=np.uint8))
-    frames = rng.integers(0, 255, (captioner.MAX_FRAMES + 1, 16, 16, 3), dtype=np.uint8)
+    frames = rng.integers(0, 255, (caption_folder.MAX_FRAMES + 1, 16, 16, 3), dtype=np.uint8)
     iio.imwrite(folder / "long.gif", frames, loop=0)
-    r = run("minivid/captioner.py", "caption", "--ckpt", trained / "cap" / "ckpt.pt", "--data",
+    r = run("minivid/caption_folder.py", "caption", "--ckpt", trained / "cap" / "ckpt.pt", "--data",
             folder, "--out", folder / "captions.jsonl")
     assert "captioned 3 file(s)" in r.stdout and "skipped 5" in r.stdout
     for name, why in [("broken.gif", "unreadable"), ("grey.png", "greyscale"),
@@ -216,7 +216,7 @@ def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
     assert all(0 <= row["confidence"] <= 1 for row in rows)
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = run("minivid/captioner.py", "caption", "--ckpt", trained / "cap" / "ckpt.pt", "--data",
+    r = run("minivid/caption_folder.py", "caption", "--ckpt", trained / "cap" / "ckpt.pt", "--data",
             empty, "--out", tmp_path / "x.jsonl", check=False)
     assert r.returncode != 0 and "no images or clips" in r.stderr
 
@@ -226,7 +226,7 @@ def test_08_caption_a_folder(trained, tmp_path, monkeypatch):
 @pytest.mark.slow  # a real script run on a trained model: `-m slow`
 def test_09_relabel_and_train_on_other_captions(trained, tmp_path):
     m = trained / "data" / "train" / "clips.jsonl"
-    run("minivid/captioner.py", "relabel", "--kind", "title", "--data", m, "--out",
+    run("minivid/caption_folder.py", "relabel", "--kind", "title", "--data", m, "--out",
         tmp_path / "title.jsonl")
     rows = [json.loads(line) for line in open(tmp_path / "title.jsonl")]
     assert len(rows) == 16 and CaptionedVideos(tmp_path / "title.jsonl", frames=16)[0]["caption"]
