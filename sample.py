@@ -170,8 +170,8 @@ if args.extend is not None:
         sys.exit(f"error: --window {args.window}: keep at least 1 latent frame")
     if args.later_cfg is not None and args.later_cfg < 0:
         sys.exit(f"error: --later-cfg {args.later_cfg}: a guidance scale >= 0 (default: --cfg)")
-    if missing_reader(args.restate, args.captioner):
-        sys.exit(f"error: {missing_reader(args.restate, args.captioner)}")
+    if why := missing_reader(args.restate, args.captioner):
+        sys.exit(f"error: {why}")
     if args.restate != "none" and len(prompts) > 1:
         print("note: --restate applies to one-prompt videos; the per-clip prompts are kept")
     if args.frames != 16:

@@ -40,9 +40,10 @@ from minivid.caption_bench import fit_confidence
 from minivid.captioner import PRESETS, CaptionerConfig, CaptionerNet, caption_loss, to_video
 from minivid.common import (autocast, check_batch, dist_cleanup, dist_setup, pick_precision,
                             print0, rank_rows, seed_all, wrap_ddp)
+from minivid.latents import reconstruct
 from minivid.run import Run, add_run_args, check_run_args
 from minivid.training import EMA, adamw, clip_and_step
-from minivid.vae import load_vae, pad_frames
+from minivid.vae import load_vae
 
 p = argparse.ArgumentParser(description="Train the learned captioner on footage-like clips of "
                             "the tiny world.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -108,9 +109,7 @@ for step in run:
         decoded = (np.random.default_rng([args.seed, step, 7]).random(len(u8)) < args.p_vae)[mine]
         if decoded.any():
             decoded = torch.from_numpy(decoded).to(dist.device)
-            with torch.no_grad():        # latents.roundtrip, kept on the device
-                x, T = pad_frames(video[decoded], vae.cfg.tf)                # (n, 3, T_pad, H, W)
-                x = vae.decode(vae.encode(x)[0])[:, :, :T].clamp(-1, 1)
+            x = reconstruct(vae, video[decoded])                            # (n, 3, T, H, W)
             video[decoded] = ((x + 1) * 127.5).round() / 127.5 - 1   # 8-bit levels, as pixels
     with autocast(dist.device, dtype):
         loss = caption_loss(ddp, video, ids[mine].to(dist.device), targets[mine].to(dist.device),

@@ -271,8 +271,8 @@ def check(args) -> None:
     if args.guide_on != "history" and not args.history_guidance:
         args.error(f"--guide-on {args.guide_on} says what --history-guidance guides towards; "
                    "give it a weight too (e.g. --history-guidance 2)")
-    if missing_reader(args.restate, args.captioner):
-        args.error(missing_reader(args.restate, args.captioner))
+    if why := missing_reader(args.restate, args.captioner):
+        args.error(why)
     ck = load_checkpoint(args.ckpt, kind="dit")
     if not ck["config"]["dit"].get("context_kernels") or ck["extra"].get("distilled"):
         args.error(f"--ckpt {args.ckpt} is not a clip-extension teacher (train_dit.py --stage "

@@ -69,15 +69,21 @@ def decode_latents(vae, z, frames: int, batch_size: int = 64) -> np.ndarray:
 
 
 @torch.no_grad()
+def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, C, T, H, W) in [-1, 1], on the VAE's device -> its reconstruction, the same
+    shape, clamped to [-1, 1], left on that device (a trainer's batch never visits the host).
+    The frames are padded to the VAE's time stride for the trip, then cut back to T."""
+    x, T = pad_frames(x, vae.cfg.tf)                               # (B, C, T_pad, H, W)
+    return vae.decode(vae.encode(x)[0])[:, :, :T].clamp(-1, 1)
+
+
+@torch.no_grad()
 def roundtrip(vae, u8, batch_size: int = 64) -> torch.Tensor:
     """uint8 (N, T, H, W, 3) -> the VAE's reconstruction, float (N, C, T, H, W) in [-1, 1] on
     the CPU (float, so PSNR is not blurred by rounding to uint8; to_uint8 it for pixels)."""
     device = next(vae.parameters()).device
-    out = []
-    for i in range(0, len(u8), batch_size):
-        x, T = pad_frames(to_float(u8[i:i + batch_size]).to(device), vae.cfg.tf)
-        out.append(vae.decode(vae.encode(x)[0])[:, :, :T].clamp(-1, 1).float().cpu())
-    return torch.cat(out)
+    return torch.cat([reconstruct(vae, to_float(u8[i:i + batch_size]).to(device)).float().cpu()
+                      for i in range(0, len(u8), batch_size)])
 
 
 def load_latents(path, vae_fingerprint: str | None = None) -> dict:
